@@ -1,0 +1,256 @@
+"""thresholds.toml: a declarative schema, validated on load.
+
+Every mistake ends the run with one line naming the file, the dotted key, what is allowed and what
+was given. Nothing falls back silently: a key that is absent takes the documented default below,
+a key that is present must be valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from fer_fairness.errors import ConfigError
+
+Mode = Literal["harm", "equivalence"]
+Correction = Literal["holm", "bh"]
+
+CRITERIA = (
+    "accuracy_gap",
+    "accuracy_gap_stratified",
+    "recall_gap",
+    "confusion_ratio",
+    "non_answer_gap",
+    "accuracy_floor",
+    "association",
+    "association_stratified",
+)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """One allowed value shape: a check and the words that describe it in an error."""
+
+    allowed: str
+    check: Callable[[Any], bool]
+    default: Any
+
+
+def _number(low: float, high: float, *, low_open: bool = False, high_open: bool = False, default: float) -> _Rule:
+    def check(value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        return above and below
+
+    left, right = "(" if low_open else "[", ")" if high_open else "]"
+    return _Rule(f"a number in {left}{low}, {high}{right}", check, default)
+
+
+def _integer(low: int, high: int, *, default: int) -> _Rule:
+    return _Rule(
+        f"an integer in [{low}, {high}]",
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high,
+        default,
+    )
+
+
+def _choice(*options: str, default: str) -> _Rule:
+    return _Rule("one of " + ", ".join(f'"{o}"' for o in options), lambda v: v in options, default)
+
+
+def _text(default: str = "") -> _Rule:
+    return _Rule("a string", lambda v: isinstance(v, str), default)
+
+
+def _boolean(default: bool) -> _Rule:
+    return _Rule("true or false", lambda v: isinstance(v, bool), default)
+
+
+def _names_or(keyword: str, default: Any) -> _Rule:
+    return _Rule(
+        f'"{keyword}" or a list of names',
+        lambda v: v == keyword or (isinstance(v, list) and all(isinstance(x, str) and x for x in v)),
+        default,
+    )
+
+
+def _intersections(default: Any) -> _Rule:
+    def check(value: Any) -> bool:
+        if value in ("none", "all-pairs"):
+            return True
+        return isinstance(value, list) and all(
+            isinstance(x, list) and len(x) >= 2 and all(isinstance(a, str) and a for a in x) for x in value
+        )
+
+    return _Rule('"none", "all-pairs" or a list of attribute lists such as [["race", "gender"]]', check, default)
+
+
+def _pairs(default: Any) -> _Rule:
+    def check(value: Any) -> bool:
+        if value == "all":
+            return True
+        return isinstance(value, list) and all(isinstance(x, str) and x.count("->") == 1 for x in value)
+
+    return _Rule('"all" or a list like ["anger->disgust"]', check, default)
+
+
+_SETTINGS: dict[str, _Rule] = {
+    "alpha": _number(0, 0.5, low_open=True, default=0.05),
+    "correction": _choice("holm", "bh", default="holm"),
+    "family": _choice("criterion", "run", default="criterion"),
+    "mode": _choice("harm", "equivalence", default="harm"),
+    "power": _number(0.5, 1, high_open=True, default=0.8),
+    "min_group_size": _integer(1, 1_000_000, default=30),
+    "inconclusive": _choice("skip", "fail", default="skip"),
+    "comparisons": _choice("reference", "all-pairs", default="reference"),
+    "bootstrap_resamples": _integer(100, 1_000_000, default=2000),
+}
+
+_GROUPS: dict[str, _Rule] = {
+    "attributes": _names_or("all", "all"),
+    "intersections": _intersections("all-pairs"),
+}
+
+_COMMON = {"enabled": _boolean(True), "owner": _text(), "rationale": _text()}
+_DIFFERENCE = _number(0, 1, low_open=True, default=0.05)
+_CRITERIA: dict[str, dict[str, _Rule]] = {
+    "accuracy_gap": {**_COMMON, "tolerance": _DIFFERENCE},
+    "accuracy_gap_stratified": {**_COMMON, "tolerance": _DIFFERENCE},
+    "recall_gap": {**_COMMON, "tolerance": _number(0, 1, low_open=True, default=0.10)},
+    "confusion_ratio": {
+        **_COMMON,
+        "tolerance": _number(1, 100, low_open=True, default=1.5),
+        "pairs": _pairs("all"),
+    },
+    "non_answer_gap": {**_COMMON, "tolerance": _number(0, 1, low_open=True, default=0.02)},
+    "accuracy_floor": {**_COMMON, "minimum": _number(0, 1, high_open=True, default=0.5)},
+    "association": {**_COMMON, "tolerance": _number(0, 1, low_open=True, default=0.10)},
+    "association_stratified": {**_COMMON, "tolerance": _number(0, 1, low_open=True, default=0.10)},
+}
+assert set(_CRITERIA) == set(CRITERIA)  # one list of criteria, checked at import
+
+
+@dataclass(frozen=True, kw_only=True)
+class CriterionConfig:
+    """Per-criterion policy: the band (tolerance, or minimum for the floor) and its provenance."""
+
+    name: str
+    enabled: bool
+    threshold: float
+    owner: str = ""
+    rationale: str = ""
+    pairs: tuple[tuple[str, str], ...] | None = None  # confusion_ratio only; None means all
+
+
+@dataclass(frozen=True, kw_only=True)
+class Thresholds:
+    """The whole validated policy."""
+
+    source: str
+    digest: str
+    alpha: float
+    correction: Correction
+    family: Literal["criterion", "run"]
+    mode: Mode
+    power: float
+    min_group_size: int
+    inconclusive: Literal["skip", "fail"]
+    comparisons: Literal["reference", "all-pairs"]
+    bootstrap_resamples: int
+    attributes: tuple[str, ...] | None  # None: every attribute of each dataset
+    intersections: Literal["none", "all-pairs"] | tuple[tuple[str, ...], ...]
+    reference: Mapping[str, str] = field(default_factory=dict)
+    criteria: Mapping[str, CriterionConfig] = field(default_factory=dict)
+
+    def criterion(self, name: str) -> CriterionConfig:
+        return self.criteria[name]
+
+
+def _fail(source: str, key: str, allowed: str, given: Any) -> ConfigError:
+    return ConfigError(f"{source}: '{key}' must be {allowed}; got {given!r}")
+
+
+def _read_table(table: Any, rules: Mapping[str, _Rule], *, source: str, prefix: str) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise _fail(source, prefix.rstrip("."), "a table", table)
+    for key in table:
+        if key not in rules:
+            raise _fail(source, prefix + key, "one of the known keys (" + ", ".join(rules) + ")", key)
+    values = {}
+    for key, rule in rules.items():
+        if key in table:
+            if not rule.check(table[key]):
+                raise _fail(source, prefix + key, rule.allowed, table[key])
+            values[key] = table[key]
+        else:
+            values[key] = rule.default
+    return values
+
+
+def parse_thresholds(document: Mapping[str, Any], *, source: str, digest: str = "") -> Thresholds:
+    """Validate a parsed TOML document into Thresholds (``source`` names the file in messages)."""
+    sections = {"settings", "groups", "reference", "criteria"}
+    for key in document:
+        if key not in sections:
+            raise _fail(source, key, "one of the sections [" + "], [".join(sorted(sections)) + "]", key)
+    settings = _read_table(document.get("settings", {}), _SETTINGS, source=source, prefix="settings.")
+    groups = _read_table(document.get("groups", {}), _GROUPS, source=source, prefix="groups.")
+
+    reference = document.get("reference", {})
+    if not isinstance(reference, dict):
+        raise _fail(source, "reference", "a table of attribute = group", reference)
+    for key, value in reference.items():
+        if not isinstance(value, str) or not value:
+            raise _fail(source, f"reference.{key}", "a group name (string)", value)
+
+    raw_criteria = document.get("criteria", {})
+    if not isinstance(raw_criteria, dict):
+        raise _fail(source, "criteria", "a table of criteria", raw_criteria)
+    criteria = {}
+    for name in raw_criteria:
+        if name not in _CRITERIA:
+            raise _fail(source, f"criteria.{name}", "one of the criteria (" + ", ".join(CRITERIA) + ")", name)
+    for name, rules in _CRITERIA.items():
+        values = _read_table(raw_criteria.get(name, {}), rules, source=source, prefix=f"criteria.{name}.")
+        pairs = values.get("pairs")
+        criteria[name] = CriterionConfig(
+            name=name,
+            enabled=values["enabled"],
+            threshold=float(values.get("tolerance", values.get("minimum"))),
+            owner=values["owner"],
+            rationale=values["rationale"],
+            pairs=None if pairs in (None, "all") else tuple(tuple(p.split("->")) for p in pairs),
+        )
+
+    attributes = groups["attributes"]
+    intersections = groups["intersections"]
+    return Thresholds(
+        source=source,
+        digest=digest,
+        attributes=None if attributes == "all" else tuple(attributes),
+        intersections=intersections if isinstance(intersections, str) else tuple(map(tuple, intersections)),
+        reference=dict(reference),
+        criteria=criteria,
+        **settings,
+    )
+
+
+def load_thresholds(path: Path | None) -> Thresholds:
+    """Load and validate a thresholds file; ``None`` gives the built-in defaults."""
+    if path is None:
+        return parse_thresholds({}, source="built-in defaults", digest=hashlib.sha256(b"").hexdigest()[:16])
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the thresholds file ({exc.strerror})") from None
+    try:
+        document = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return parse_thresholds(document, source=str(path), digest=hashlib.sha256(data).hexdigest()[:16])

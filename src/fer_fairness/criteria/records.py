@@ -1,0 +1,94 @@
+"""The verdict record: one per fairness test, serialisable, the unit of every report."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from fer_fairness.criteria.verdict import Verdict
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return float(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Record:
+    """Everything a report needs about one test: what was compared, the numbers, the verdict, why."""
+
+    test_id: str
+    criterion: str
+    model: str
+    dataset: str
+    attribute: str
+    group: str
+    reference: str | None
+    detail: str | None
+    metric: str
+    verdict: Verdict
+    mode: str
+    inconclusive: str  # "skip" or "fail": what an INCONCLUSIVE verdict does to the test
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    confidence: float | None
+    p_value: float | None
+    p_adjusted: float | None
+    test_method: str
+    threshold: str
+    band_low: float | None
+    band_high: float | None
+    n: dict[str, int]
+    rates: dict[str, float] = field(default_factory=dict)
+    count_ratio: float | None = None
+    power: float | None = None
+    required_n: float | None = None
+    family: str = ""
+    family_size: int = 0
+    owner: str = ""
+    rationale: str = ""
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: infinities and NaN become null."""
+        out = asdict(self)
+        out["verdict"] = str(self.verdict)
+        for key, value in out.items():
+            if isinstance(value, float):
+                out[key] = _finite_or_none(value)
+        out["rates"] = {k: _finite_or_none(v) for k, v in self.rates.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Record:
+        values = dict(data)
+        values["verdict"] = Verdict(values["verdict"])
+        return cls(**values)
+
+    def junit_properties(self) -> list[tuple[str, str]]:
+        """The per-test properties written into JUnit XML."""
+        props = [(f"n[{group}]", str(count)) for group, count in self.n.items()]
+        props += [
+            ("criterion", self.criterion),
+            ("metric", self.metric),
+            ("estimate", _fmt(self.estimate)),
+            ("ci_low", _fmt(self.ci_low)),
+            ("ci_high", _fmt(self.ci_high)),
+            ("confidence", _fmt(self.confidence)),
+            ("p", _fmt(self.p_value)),
+            ("p_adjusted", _fmt(self.p_adjusted)),
+            ("threshold", self.threshold),
+            ("verdict", str(self.verdict)),
+        ]
+        if self.count_ratio is not None:
+            props.append(("count_ratio", _fmt(self.count_ratio)))
+        return props
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "nan"
+    return f"{value:.6g}"

@@ -1,0 +1,156 @@
+"""The pipeline behind RunState.prepare: load datasets, run models, count, evaluate, record facts."""
+
+from __future__ import annotations
+
+import itertools
+import platform
+import sys
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import pandas as pd
+
+from fer_fairness import __version__
+from fer_fairness.config import Thresholds
+from fer_fairness.counts import build_counts, join_outcomes
+from fer_fairness.criteria.evaluate import Table, evaluate
+from fer_fairness.criteria.records import Record
+from fer_fairness.datasets import DATASETS
+from fer_fairness.datasets._table import Dataset
+from fer_fairness.errors import ConfigError
+from fer_fairness.models import MODELS
+from fer_fairness.models._base import Model, PredictContext
+from fer_fairness.session import RunState
+from fer_fairness.specs import Spec
+
+_VERSIONS = ("numpy", "scipy", "statsmodels", "pandas", "scikit-learn", "pytest")
+
+
+def run(state: RunState) -> tuple[list[Record], dict[str, Any]]:
+    """Every model on every dataset, every grouping, every criterion: the records and the run facts."""
+    datasets = [_load_dataset(state, spec) for spec in state.dataset_specs]
+    models = [_build_model(spec) for spec in state.model_specs]
+    _unique("dataset", [d.name for d in datasets])
+    _unique("model", [m.name for m in models])
+    context = PredictContext(seed=state.seed, cache_dir=state.cache_dir, progress=state.progress)
+    tables: list[Table] = []
+    for model, dataset in itertools.product(models, datasets):
+        state.say(f"fer-fairness: {model.name} on {dataset.name} ({len(dataset.samples)} images)")
+        outcomes = model.predict(dataset, context=context)
+        joined = join_outcomes(dataset.samples, outcomes, model=model.name, dataset=dataset.name)
+        tables.extend(_tables(state, model.name, dataset, joined))
+    records = evaluate(tables, thresholds=state.thresholds, seed=state.seed)
+    return records, _facts(state, datasets, models)
+
+
+def _load_dataset(state: RunState, spec: Spec) -> Dataset:
+    loader = DATASETS.factory(spec.kind)
+    return loader(spec, cache_dir=state.cache_dir, seed=state.seed, progress=state.progress)
+
+def _build_model(spec: Spec) -> Model:
+    return MODELS.factory(spec.kind)(spec)
+
+def _tables(state: RunState, model: str, dataset: Dataset, joined: pd.DataFrame) -> list[Table]:
+    groupings = _groupings(state.thresholds, dataset)
+    tables = []
+    for attributes in groupings:
+        tensor = build_counts(joined, attributes=attributes, labels=dataset.emotions)
+        reference = _reference(state.thresholds, dataset, tensor.attribute, tensor.groups, tensor.group_sizes())
+        tables.append(
+            Table(model=model, dataset=dataset.name, tensor=tensor, pairs=_pairs(state.thresholds, tensor.groups, reference))
+        )
+    return tables
+
+def _groupings(t: Thresholds, dataset: Dataset) -> list[tuple[str, ...]]:
+    """Each attribute alone, then the declared intersections, all checked against the dataset."""
+    attributes = t.attributes if t.attributes is not None else dataset.attributes
+    for name in (*attributes, *itertools.chain.from_iterable(() if isinstance(t.intersections, str) else t.intersections)):
+        if name not in dataset.attributes:
+            raise ConfigError(
+                f"{t.source}: groups names attribute '{name}', which dataset '{dataset.name}' lacks "
+                f"(it has: {', '.join(dataset.attributes) or 'no attributes'})"
+            )
+    if not attributes:
+        raise ConfigError(f"dataset '{dataset.name}' has no demographic attribute columns to compare")
+    if t.intersections == "all-pairs":
+        intersections = list(itertools.combinations(attributes, 2))
+    elif t.intersections == "none":
+        intersections = []
+    else:
+        intersections = list(t.intersections)
+    return [(a,) for a in attributes] + intersections
+
+def _reference(t: Thresholds, dataset: Dataset, attribute: str, groups: tuple[str, ...], sizes: dict[str, int]) -> str:
+    configured = t.reference.get(attribute)
+    if configured is None:
+        return max(groups, key=lambda g: (sizes[g], [-ord(c) for c in g]))  # largest; ties alphabetical
+    if configured not in groups:
+        raise ConfigError(
+            f"{t.source}: 'reference.{attribute}' = {configured!r} is not a group of "
+            f"dataset '{dataset.name}' (groups: {', '.join(groups)})"
+        )
+    return configured
+
+def _pairs(t: Thresholds, groups: tuple[str, ...], reference: str) -> tuple[tuple[str, str], ...]:
+    pairs = [(g, reference) for g in groups if g != reference]
+    if t.comparisons == "all-pairs":
+        others = [g for g in groups if g != reference]
+        pairs += list(itertools.combinations(others, 2))
+    return tuple(pairs)
+
+def _facts(state: RunState, datasets: list[Dataset], models: list[Model]) -> dict[str, Any]:
+    versions = {}
+    for package in _VERSIONS:
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return {
+        "fer_fairness_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seed": state.seed,
+        "thresholds": {"source": state.thresholds.source, "sha256": state.thresholds.digest},
+        "policy": {
+            "mode": state.thresholds.mode,
+            "alpha": state.thresholds.alpha,
+            "correction": state.thresholds.correction,
+            "family": state.thresholds.family,
+            "power": state.thresholds.power,
+            "min_group_size": state.thresholds.min_group_size,
+            "inconclusive": state.thresholds.inconclusive,
+        },
+        "datasets": {
+            d.name: {
+                "spec": spec.text,
+                "description": d.description,
+                "images": len(d.samples),
+                "fingerprint": d.fingerprint(),
+                "attributes": list(d.attributes),
+                "emotions": list(d.emotions),
+                "composition": _composition(d),
+            }
+            for d, spec in zip(datasets, state.dataset_specs, strict=True)
+        },
+        "models": {m.name: m.describe() for m in models},
+        "python": platform.python_version(),
+        "platform": sys.platform,
+        "versions": versions,
+    }
+
+
+def _composition(dataset: Dataset) -> dict[str, dict[str, dict[str, int]]]:
+    """Images per attribute group x emotion (where mixes differ, accuracy is confounded with them)."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for attribute in dataset.attributes:
+        table = dataset.samples.groupby([attribute, "emotion"]).size()
+        for (group, emotion), count in table.items():
+            out.setdefault(attribute, {}).setdefault(group, {})[emotion] = int(count)
+    return out
+
+
+def _unique(what: str, names: list[str]) -> None:
+    seen = {n for n in names if names.count(n) > 1}
+    if seen:
+        raise ConfigError(f"two {what}s are named {', '.join(sorted(seen))}; give one a distinct ?name=")
+

@@ -1,0 +1,176 @@
+"""The pytest plugin: hooks only. The run lives in session.RunState, the reports in report/."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pytest
+
+from fer_fairness.config import load_thresholds
+from fer_fairness.criteria.records import Record
+from fer_fairness.errors import FairnessError
+from fer_fairness.report.collector import ReportCollector
+from fer_fairness.session import RunState
+
+STATE = pytest.StashKey[RunState]()
+FACTS_KEY = "fer_fairness_facts"  # xdist workeroutput key: run facts travel from workers to the controller
+RECORD_ARG = "fairness_record"
+
+
+def _seed(value: str) -> int:
+    try:
+        seed = int(value)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value!r}")
+    return seed
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("fairness", "fer-fairness: demographic fairness gate for FER models")
+    group.addoption(
+        "--fairness-dataset",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="dataset to evaluate, repeatable: manifest:PATH(.csv|.parquet)[?name=N&emotion=COL&...] "
+        "or synthetic (default: synthetic, the generated offline face set)",
+    )
+    group.addoption(
+        "--fairness-model",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="model under test, repeatable: predictions:PATH(.csv|.parquet)[?name=N] or hog-probe "
+        "(default: hog-probe, a linear probe on HOG features)",
+    )
+    group.addoption(
+        "--fairness-thresholds",
+        metavar="PATH",
+        help="policy file (default: thresholds.toml at the rootdir; built-in defaults if there is none)",
+    )
+    group.addoption("--fairness-report-dir", metavar="DIR", help="where reports go (default: reports/ at the rootdir)")
+    group.addoption("--fairness-seed", type=_seed, metavar="N", help="seed for bootstrap and models (default: 0)")
+    group.addoption(
+        "--fairness-cache-dir",
+        metavar="DIR",
+        help="cache for generated data, embeddings and predictions (default: .fairness-cache at the rootdir)",
+    )
+    parser.addini(
+        "fairness_testpaths",
+        type="args",
+        default=["fairness_tests"],
+        help="folders holding fairness tests; runs that target them write JUnit by default",
+    )
+
+
+def _path(config: pytest.Config, value: str | None, default: str) -> Path:
+    if value is None:
+        return config.rootpath / default
+    return config.invocation_params.dir / Path(value).expanduser()
+
+
+def _is_fairness_run(config: pytest.Config) -> bool:
+    """A run is a fairness run when a --fairness option is given or its targets reach a fairness folder."""
+    o = config.option
+    if o.fairness_dataset or o.fairness_model or o.fairness_thresholds or o.fairness_report_dir:
+        return True
+    folders = [(config.rootpath / name).resolve() for name in config.getini("fairness_testpaths")]
+    for arg in config.args:
+        target = Path(arg.split("::")[0])
+        for base in (config.invocation_params.dir, config.rootpath):
+            resolved = (base / target).resolve()
+            if any(resolved == f or f in resolved.parents or resolved in f.parents for f in folders):
+                return True
+    return False
+
+
+@pytest.hookimpl(tryfirst=True)  # before junitxml reads --junitxml, so our default is seen
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fairness(criterion): a fairness criterion test fed by fer-fairness")
+    o = config.option
+    if o.fairness_thresholds is None:
+        default = config.rootpath / "thresholds.toml"
+        thresholds_path = default if default.is_file() else None
+    else:
+        thresholds_path = _path(config, o.fairness_thresholds, "thresholds.toml")
+    report_dir = _path(config, o.fairness_report_dir, "reports")
+    try:
+        state = RunState.from_options(
+            thresholds=load_thresholds(thresholds_path),
+            datasets=o.fairness_dataset,
+            models=o.fairness_model,
+            seed=o.fairness_seed or 0,
+            cache_dir=_path(config, o.fairness_cache_dir, ".fairness-cache"),
+            report_dir=report_dir,
+            progress=sys.stderr.isatty(),
+        )
+    except FairnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[STATE] = state
+    if hasattr(config, "workerinput"):  # xdist worker: the controller writes every report
+        return
+    fairness_run = _is_fairness_run(config)
+    if fairness_run and getattr(o, "xmlpath", None) is None:
+        o.xmlpath = str(report_dir / "junit.xml")
+    config.pluginmanager.register(ReportCollector(config, state=state, facts_key=FACTS_KEY), "fer_fairness_report")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash[STATE]
+    t = state.thresholds
+    return [
+        f"fer-fairness: thresholds {t.source} (mode {t.mode}, alpha {t.alpha:g}, {t.correction} per {t.family}), "
+        f"seed {state.seed}",
+        "fer-fairness: datasets " + ", ".join(s.text for s in state.dataset_specs)
+        + "; models " + ", ".join(s.text for s in state.model_specs),
+    ]
+
+
+def _records(config: pytest.Config) -> dict[str, list[Record]]:
+    state = config.stash[STATE]
+    if state.records is None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            state.say = lambda line: reporter.write_line(line)
+        try:
+            state.prepare()
+        except FairnessError as exc:
+            # Collection has begun, so a UsageError would become a collection traceback per module.
+            pytest.exit(f"fer-fairness: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    return state.records
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("fairness")
+    if marker is None or RECORD_ARG not in metafunc.fixturenames:
+        return
+    criterion = marker.args[0] if marker.args else marker.kwargs.get("criterion")
+    records = _records(metafunc.config).get(criterion, [])
+    metafunc.parametrize(RECORD_ARG, records, ids=[r.test_id for r in records])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        record = getattr(item, "callspec", None) and item.callspec.params.get(RECORD_ARG)
+        if isinstance(record, Record):
+            item.user_properties.extend(record.junit_properties())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    record = getattr(item, "callspec", None) and item.callspec.params.get(RECORD_ARG)
+    if isinstance(record, Record) and report.when == "call":
+        report.fairness_record = record.to_dict()  # survives xdist: extra report attributes are serialised
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    state = config.stash.get(STATE, None)
+    if hasattr(config, "workeroutput") and state is not None and state.records is not None:
+        config.workeroutput[FACTS_KEY] = state.facts

@@ -1,0 +1,67 @@
+"""fairness.html: one self-contained page (inline CSS, no network), every string escaped by Jinja2."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+VERDICTS = ("FAIL", "INCONCLUSIVE", "PASS")
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("fer_fairness", "report/templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = _num
+    return env
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float) and math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 10 ** -(digits - 1) and value != 0 else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _matrix(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Verdict counts per (model, dataset) x criterion."""
+    cells: dict[tuple[str, str], dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    criteria: list[str] = []
+    for r in records:
+        cells[(r["model"], r["dataset"])][r["criterion"]][r["verdict"]] += 1
+        if r["criterion"] not in criteria:
+            criteria.append(r["criterion"])
+    return {"criteria": criteria, "rows": [(m, d, cells[(m, d)]) for (m, d) in sorted(cells)]}
+
+
+def render_html(*, records: list[dict[str, Any]], facts: dict[str, Any]) -> str:
+    by_criterion: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in sorted(records, key=lambda r: (VERDICTS.index(r["verdict"]), r["test_id"])):
+        by_criterion[r["criterion"]].append(r)
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        facts=facts,
+        totals=Counter(r["verdict"] for r in records),
+        matrix=_matrix(records),
+        by_criterion=dict(by_criterion),
+        inconclusive=[r for r in records if r["verdict"] == "INCONCLUSIVE"],
+        verdicts=VERDICTS,
+    )
+
+
+def write_html(path: Path, *, records: list[dict[str, Any]], facts: dict[str, Any]) -> Path:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(render_html(records=records, facts=facts), encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,63 @@
+"""The run's state: options and policy in, verdict records and run facts out. Knows nothing of pytest.
+
+Only light modules are imported here: the numeric stack loads in ``prepare``, when a fairness
+test first needs it, never when pytest merely loads the plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fer_fairness.config import Thresholds
+from fer_fairness.datasets import DATASETS
+from fer_fairness.models import MODELS
+from fer_fairness.specs import Spec
+
+if TYPE_CHECKING:
+    from fer_fairness.criteria.records import Record
+
+DEFAULT_DATASET = "synthetic"
+DEFAULT_MODEL = "hog-probe"
+
+
+@dataclass(kw_only=True)
+class RunState:
+    """One fairness run, kept in ``config.stash``; ``prepare`` computes once per process."""
+
+    thresholds: Thresholds
+    dataset_specs: tuple[Spec, ...]
+    model_specs: tuple[Spec, ...]
+    seed: int
+    cache_dir: Path
+    report_dir: Path
+    progress: bool = False
+    say: Callable[[str], None] = lambda line: None
+    records: dict[str, list[Record]] | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_options(
+        cls, *, thresholds: Thresholds, datasets: Sequence[str], models: Sequence[str], **settings: Any
+    ) -> RunState:
+        """Parse the spec strings now, so a typo is a usage error before any work starts."""
+        return cls(
+            thresholds=thresholds,
+            dataset_specs=tuple(DATASETS.parse(s) for s in (datasets or [DEFAULT_DATASET])),
+            model_specs=tuple(MODELS.parse(s) for s in (models or [DEFAULT_MODEL])),
+            **settings,
+        )
+
+    def prepare(self) -> dict[str, list[Record]]:
+        """Load, predict, count and evaluate (once). Returns the records grouped by criterion."""
+        if self.records is None:
+            from fer_fairness.pipeline import run
+
+            records, self.facts = run(self)
+            grouped: dict[str, list[Record]] = {}
+            for record in records:
+                grouped.setdefault(record.criterion, []).append(record)
+            self.records = grouped
+        return self.records
