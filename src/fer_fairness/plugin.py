@@ -15,6 +15,7 @@ from fer_fairness.report.collector import ReportCollector
 from fer_fairness.session import RunState
 
 STATE = pytest.StashKey[RunState]()
+FAIRNESS_RUN = pytest.StashKey[bool]()
 FACTS_KEY = "fer_fairness_facts"  # xdist workeroutput key: run facts travel from workers to the controller
 RECORD_ARG = "fairness_record"
 
@@ -111,12 +112,21 @@ def pytest_configure(config: pytest.Config) -> None:
     except FairnessError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = state
+    config.stash[FAIRNESS_RUN] = _is_fairness_run(config)
     if hasattr(config, "workerinput"):  # xdist worker: the controller writes every report
         return
-    fairness_run = _is_fairness_run(config)
-    if fairness_run and getattr(o, "xmlpath", None) is None:
+    if config.stash[FAIRNESS_RUN] and getattr(o, "xmlpath", None) is None:
         o.xmlpath = str(report_dir / "junit.xml")
     config.pluginmanager.register(ReportCollector(config, state=state, facts_key=FACTS_KEY), "fer_fairness_report")
+
+
+@pytest.hookimpl(tryfirst=True)  # on an xdist controller: before workers start, so they find warm caches
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if session.config.stash[FAIRNESS_RUN]:
+        try:
+            _prepare(session.config)
+        except FairnessError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -130,17 +140,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
-def _records(config: pytest.Config) -> dict[str, list[Record]]:
+def _prepare(config: pytest.Config) -> dict[str, list[Record]]:
     state = config.stash[STATE]
     if state.records is None:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            state.say = lambda line: reporter.write_line(line)
-        try:
-            state.prepare()
-        except FairnessError as exc:
-            # Collection has begun, so a UsageError would become a collection traceback per module.
-            pytest.exit(f"fer-fairness: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            state.say = reporter.write_line
+        state.prepare()
     return state.records
 
 
@@ -149,7 +155,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if marker is None or RECORD_ARG not in metafunc.fixturenames:
         return
     criterion = marker.args[0] if marker.args else marker.kwargs.get("criterion")
-    records = _records(metafunc.config).get(criterion, [])
+    try:
+        records = _prepare(metafunc.config).get(criterion, [])
+    except FairnessError as exc:
+        # Reached only when the run was not recognised as a fairness run up front (see
+        # _is_fairness_run); a CollectError shows as one line, without a traceback.
+        raise pytest.Collector.CollectError(f"fer-fairness: {exc}") from None
     metafunc.parametrize(RECORD_ARG, records, ids=[r.test_id for r in records])
 
 

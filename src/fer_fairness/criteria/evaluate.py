@@ -295,7 +295,9 @@ def _record(
         power=power,
         target_power=thresholds.power,
     )
-    needed = measure.needed_n_at(alpha_each, thresholds.power) if measure.needed_n_at else None
+    needed = None
+    if verdict is Verdict.INCONCLUSIVE and measure.needed_n_at is not None:
+        needed = measure.needed_n_at(alpha_each, thresholds.power)
     record = Record(
         **common,
         metric=measure.metric,

@@ -36,7 +36,7 @@ def numbers(record: Record, *, correction: str = "") -> str:
     """Estimate, interval, raw and adjusted p, threshold and n per group: the facts of any verdict."""
     parts = [
         f"estimate {_num(record.estimate)}",
-        f"{_num((record.confidence or 0) * 100)}% CI [{_num(record.ci_low)}, {_num(record.ci_high)}]",
+        f"{(record.confidence or 0) * 100:.4g}% CI [{_num(record.ci_low)}, {_num(record.ci_high)}]",
         f"p = {_p(record.p_value)} ({record.test_method})",
         f"{correction} adjusted p = {_p(record.p_adjusted)}".strip(),
         f"threshold {record.threshold}",

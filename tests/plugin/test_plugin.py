@@ -1,0 +1,145 @@
+"""The plugin as a black box: pytest runs a fairness suite on a tiny study and we read what it says."""
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tests.studies import write_study
+
+FAIRNESS_TESTS = '''
+import pytest
+from fer_fairness.gate import gate
+
+@pytest.mark.fairness("accuracy_gap")
+def test_accuracy_gap(fairness_record):
+    gate(fairness_record)
+
+@pytest.mark.fairness("confusion_ratio")
+def test_confusion_ratio(fairness_record):
+    gate(fairness_record)
+'''
+
+ONLY_TWO = """
+[settings]
+min_group_size = 30
+[groups]
+intersections = "none"
+[criteria.confusion_ratio]
+pairs = ["anger->disgust"]
+"""
+
+
+@pytest.fixture
+def study(pytester):
+    """Black faces: accuracy 0.55; White: 0.85 (a clear gap); Asian: only 12 faces."""
+    cells = [
+        ({"race": "Black"}, "anger", "anger", 110), ({"race": "Black"}, "anger", "disgust", 90),
+        ({"race": "White"}, "anger", "anger", 170), ({"race": "White"}, "anger", "disgust", 30),
+        ({"race": "Asian"}, "anger", "anger", 10), ({"race": "Asian"}, "anger", "refused", 2),
+        ({"race": "Black"}, "disgust", "disgust", 50), ({"race": "White"}, "disgust", "disgust", 60),
+        ({"race": "Asian"}, "disgust", "disgust", 5),
+    ]
+    manifest, predictions = write_study(pytester.path, cells)
+    pytester.mkdir("fairness_tests")
+    (pytester.path / "fairness_tests" / "test_fair.py").write_text(FAIRNESS_TESTS)
+    (pytester.path / "thresholds.toml").write_text(ONLY_TWO)
+    return ["fairness_tests", f"--fairness-dataset=manifest:{manifest}?name=toy",
+            f"--fairness-model=predictions:{predictions}?name=vendor-x"]
+
+
+def test_ids_verdicts_and_reports(pytester, study):
+    result = pytester.runpytest(*study, "-rfs")
+    result.assert_outcomes(failed=2, skipped=2)
+    for line in (
+        "*FAILED fairness_tests/test_fair.py::test_accuracy_gap[[]vendor-x|toy|race=Black~White[]]*",
+        "*FAILED fairness_tests/test_fair.py::test_confusion_ratio[[]vendor-x|toy|race=Black~White|anger->disgust[]]*",
+        "accuracy difference for race=Black vs White: FAIL*",
+        "*SKIPPED*not tested: Asian (n=17) below min_group_size = 30*",
+        "4 fairness tests: 0 PASS, 2 FAIL, 2 INCONCLUSIVE",
+    ):
+        result.stdout.fnmatch_lines([line])
+    reports = pytester.path / "reports"
+    document = json.loads((reports / "fairness.json").read_text())
+    assert document["schema_version"] == "1.0"
+    assert {t["test_id"] for t in document["tests"]} == {
+        "vendor-x|toy|race=Black~White", "vendor-x|toy|race=Asian~White",
+        "vendor-x|toy|race=Black~White|anger->disgust", "vendor-x|toy|race=Asian~White|anger->disgust",
+    }
+    assert document["run"]["datasets"]["toy"]["images"] == 527
+    assert "<html" in (reports / "fairness.html").read_text()
+
+    suite = ET.parse(reports / "junit.xml").getroot()
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    props = {p.get("name"): p.get("value") for p in cases["test_accuracy_gap[vendor-x|toy|race=Black~White]"].iter("property")}
+    assert props["n[Black]"] == "250" and props["n[White]"] == "260"
+    assert props["verdict"] == "FAIL" and props["estimate"] == f"{160 / 250 - 230 / 260:.6g}"
+    assert {"ci_low", "ci_high", "p", "p_adjusted", "threshold"} <= set(props)
+    suite_props = {p.get("name") for p in suite.find("testsuite").find("properties").iter("property")}
+    assert {"seed", "thresholds_sha256", "dataset[toy].fingerprint", "model[vendor-x]"} <= suite_props
+
+
+def test_inconclusive_can_be_made_a_failure(pytester, study):
+    (pytester.path / "thresholds.toml").write_text(ONLY_TWO + '\n' + "")
+    text = ONLY_TWO.replace("min_group_size = 30", 'min_group_size = 30\ninconclusive = "fail"')
+    (pytester.path / "thresholds.toml").write_text(text)
+    result = pytester.runpytest(*study)
+    result.assert_outcomes(failed=4)
+
+
+def test_one_report_under_xdist(pytester, study):
+    result = pytester.runpytest_subprocess(*study, "-n", "2")
+    result.assert_outcomes(failed=2, skipped=2)
+    document = json.loads((pytester.path / "reports" / "fairness.json").read_text())
+    assert len(document["tests"]) == 4
+    assert document["run"]["datasets"]["toy"]["fingerprint"]  # facts came back from a worker
+    suite = ET.parse(pytester.path / "reports" / "junit.xml").getroot()
+    assert len(list(suite.iter("testcase"))) == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fairness-seed=-3"], "*--fairness-seed: must be a non-negative integer, got '-3'*"),
+        (["--fairness-dataset=manifset:x.csv"], "*unknown dataset kind 'manifset' in 'manifset:x.csv'; did you mean 'manifest'?*"),
+        (["--fairness-model=predictons:x.csv"], "*unknown model kind 'predictons'*did you mean 'predictions'?*"),
+        (["--fairness-thresholds=missing.toml"], "*missing.toml: cannot read the thresholds file (No such file or directory)*"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_4(pytester, args, message):
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_bad_thresholds_key_is_a_usage_error(pytester, study):
+    (pytester.path / "thresholds.toml").write_text("[settings]\nalpha = 0.7\n")
+    result = pytester.runpytest(*study)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*thresholds.toml: 'settings.alpha' must be a number in (0, 0.5]; got 0.7*"])
+
+
+def test_data_errors_found_while_loading_stop_the_run_cleanly(pytester, study):
+    (pytester.path / "predictions.csv").write_text("sample_id,prediction\ns00000,anger\n")
+    result = pytester.runpytest(*study)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: model 'vendor-x' has no prediction for 526 of 527 samples of dataset 'toy'*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert not (pytester.path / "reports" / "fairness.json").exists()
+
+
+def test_unrelated_runs_write_no_reports(pytester):
+    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    result = pytester.runpytest("test_plain.py")
+    result.assert_outcomes(passed=1)
+    assert not (pytester.path / "reports").exists()
+
+
+def test_options_are_documented_in_one_group(pytester):
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines([
+        "fer-fairness: demographic fairness gate for FER models:",
+        "*--fairness-dataset=SPEC*", "*--fairness-model=SPEC*", "*--fairness-thresholds=PATH*",
+        "*--fairness-report-dir=DIR*", "*--fairness-seed=N*", "*--fairness-cache-dir=DIR*",
+    ])
