@@ -61,7 +61,7 @@ def _check_planted(simulations: int) -> None:
 
 
 def test_no_disparity_false_fail_rate_is_at_most_alpha():
-    _check_null(simulations=300)
+    _check_null(simulations=200)
 
 
 def test_planted_disparity_is_found_at_the_documented_power():

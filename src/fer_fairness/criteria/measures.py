@@ -186,7 +186,14 @@ def stratified_difference(
 
     def interval_at(confidence: float) -> tuple[float, float]:
         est = stats.mantel_haenszel_difference(x1=x1, n1=n1, x0=x0, n0=n0, confidence=confidence)
-        return est.low, est.high
+        if est.low < est.high:
+            return est.low, est.high
+        # The Sato variance is 0 when every stratum is all-correct or all-wrong in both groups; a
+        # zero-width interval would claim certainty, so fall back to the pooled Newcombe interval.
+        pooled = stats.newcombe_difference(
+            x1=int(x1.sum()), n1=total1, x0=int(x0.sum()), n0=total0, confidence=confidence
+        )
+        return pooled.low, pooled.high
 
     return Measure(
         metric="accuracy difference within emotions (Mantel-Haenszel)",
