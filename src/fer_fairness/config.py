@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fer_fairness.errors import ConfigError
+from fer_fairness.labels import EMOTIONS
 
 Mode = Literal["harm", "equivalence"]
 Correction = Literal["holm", "bh"]
@@ -72,10 +73,19 @@ def _boolean(default: bool) -> _Rule:
     return _Rule("true or false", lambda v: isinstance(v, bool), default)
 
 
+def _distinct_names(value: Any, *, minimum: int = 1) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) >= minimum
+        and all(isinstance(x, str) and x for x in value)
+        and len(set(value)) == len(value)
+    )
+
+
 def _names_or(keyword: str, default: Any) -> _Rule:
     return _Rule(
-        f'"{keyword}" or a list of names',
-        lambda v: v == keyword or (isinstance(v, list) and all(isinstance(x, str) and x for x in v)),
+        f'"{keyword}" or a non-empty list of distinct names',
+        lambda v: v == keyword or _distinct_names(v),
         default,
     )
 
@@ -84,20 +94,32 @@ def _intersections(default: Any) -> _Rule:
     def check(value: Any) -> bool:
         if value in ("none", "all-pairs"):
             return True
-        return isinstance(value, list) and all(
-            isinstance(x, list) and len(x) >= 2 and all(isinstance(a, str) and a for a in x) for x in value
-        )
+        return isinstance(value, list) and len(value) > 0 and all(_distinct_names(x, minimum=2) for x in value)
 
-    return _Rule('"none", "all-pairs" or a list of attribute lists such as [["race", "gender"]]', check, default)
+    return _Rule(
+        '"none", "all-pairs" or a non-empty list of lists of two or more distinct attributes, '
+        'such as [["race", "gender"]]',
+        check,
+        default,
+    )
 
 
 def _pairs(default: Any) -> _Rule:
-    def check(value: Any) -> bool:
-        if value == "all":
-            return True
-        return isinstance(value, list) and all(isinstance(x, str) and x.count("->") == 1 for x in value)
+    def pair(text: Any) -> bool:
+        if not isinstance(text, str) or text.count("->") != 1:
+            return False
+        true, wrong = text.split("->")
+        return true in EMOTIONS and wrong in EMOTIONS and true != wrong
 
-    return _Rule('"all" or a list like ["anger->disgust"]', check, default)
+    def check(value: Any) -> bool:
+        return value == "all" or (_distinct_names(value) and all(pair(x) for x in value))
+
+    return _Rule(
+        '"all" or a non-empty list of "true->wrong" pairs of two different emotions '
+        f"({', '.join(EMOTIONS)}), such as [\"anger->disgust\"]",
+        check,
+        default,
+    )
 
 
 _SETTINGS: dict[str, _Rule] = {

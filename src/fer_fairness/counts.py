@@ -75,6 +75,10 @@ def build_counts(joined: pd.DataFrame, *, attributes: tuple[str, ...], labels: t
         dropna=False,
     )
     counts = table.to_numpy(dtype=np.int64).reshape(len(groups), len(labels), len(outcome_axis))
+    if counts.sum() != len(joined):
+        # Loaders validate labels and outcomes, so this is a bug, never a user's mistake: refuse to
+        # evaluate on counts that silently lost rows.
+        raise ValueError(f"count tensor holds {counts.sum()} of {len(joined)} rows; labels {labels}")
     return CountTensor(
         attribute=GROUP_JOIN.join(attributes),
         groups=groups,

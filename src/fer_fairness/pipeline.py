@@ -13,7 +13,7 @@ import pandas as pd
 
 from fer_fairness import __version__
 from fer_fairness.config import Thresholds
-from fer_fairness.counts import build_counts, join_outcomes
+from fer_fairness.counts import GROUP_JOIN, build_counts, join_outcomes
 from fer_fairness.criteria.evaluate import Table, evaluate
 from fer_fairness.criteria.records import Record
 from fer_fairness.datasets import DATASETS
@@ -79,7 +79,21 @@ def _groupings(t: Thresholds, dataset: Dataset) -> list[tuple[str, ...]]:
         intersections = []
     else:
         intersections = list(t.intersections)
-    return [(a,) for a in attributes] + intersections
+    for true, wrong in t.criterion("confusion_ratio").pairs or ():
+        if true not in dataset.emotions or wrong not in dataset.emotions:
+            raise ConfigError(
+                f"{t.source}: 'criteria.confusion_ratio.pairs' names {true}->{wrong}, but dataset "
+                f"'{dataset.name}' has only {', '.join(dataset.emotions)}"
+            )
+    groupings = [(a,) for a in attributes] + intersections
+    names = {GROUP_JOIN.join(g) for g in groupings}
+    for key in t.reference:
+        if key not in names:
+            raise ConfigError(
+                f"{t.source}: 'reference.{key}' names no grouping of dataset '{dataset.name}' "
+                f"(groupings: {', '.join(sorted(names))})"
+            )
+    return groupings
 
 def _reference(t: Thresholds, dataset: Dataset, attribute: str, groups: tuple[str, ...], sizes: dict[str, int]) -> str:
     configured = t.reference.get(attribute)

@@ -6,7 +6,7 @@ import difflib
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 from fer_fairness.errors import ConfigError
 
@@ -42,7 +42,11 @@ class Registry:
                 f"(known: {', '.join(self.usage.values())})"
             )
         target, _, query = rest.partition("?")
-        options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=False)) if query else {}
+        # Split by hand rather than parse_qsl: a "+" in a value is literal here (group names use it).
+        options = {}
+        for part in filter(None, query.split("&")):
+            key, _, value = part.partition("=")
+            options[unquote(key)] = unquote(value)
         return Spec(text=text, kind=kind, target=target, options=options)
 
     def factory(self, kind: str):

@@ -121,7 +121,7 @@ def _emotions(t: CountTensor, _cfg: CriterionConfig) -> list[str | None]:
 def _confusion_pairs(t: CountTensor, cfg: CriterionConfig) -> list[str | None]:
     if cfg.pairs is None:
         return [f"{i}->{j}" for i in t.labels for j in t.labels if i != j]
-    return [f"{i}->{j}" for i, j in cfg.pairs if i in t.labels and j in t.outcomes]
+    return [f"{i}->{j}" for i, j in cfg.pairs]  # checked against each dataset's labels on load
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from fer_fairness.criteria.verdict import Verdict
 
 
-def _finite_or_none(value: float | None) -> float | None:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+def _json_number(value: float | None) -> float | str | None:
+    """JSON has no NaN or infinity: NaN (undefined) becomes null, +-inf the strings "inf"/"-inf"."""
+    if value is None or math.isnan(value):
         return None
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
     return float(value)
 
 
@@ -53,18 +56,21 @@ class Record:
     reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe: infinities and NaN become null."""
+        """JSON-safe: NaN becomes null, infinities "inf" / "-inf"."""
         out = asdict(self)
         out["verdict"] = str(self.verdict)
         for key, value in out.items():
             if isinstance(value, float):
-                out[key] = _finite_or_none(value)
-        out["rates"] = {k: _finite_or_none(v) for k, v in self.rates.items()}
+                out[key] = _json_number(value)
+        out["rates"] = {k: _json_number(v) for k, v in self.rates.items()}
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:
-        values = dict(data)
+        """Inverse of to_dict (extra keys such as a report's nodeid are ignored)."""
+        names = {f.name for f in fields(cls)}
+        values = {k: _from_json(v) for k, v in data.items() if k in names}
+        values["rates"] = {k: _from_json(v) for k, v in data.get("rates", {}).items()}
         values["verdict"] = Verdict(values["verdict"])
         return cls(**values)
 
@@ -86,6 +92,10 @@ class Record:
         if self.count_ratio is not None:
             props.append(("count_ratio", _fmt(self.count_ratio)))
         return props
+
+
+def _from_json(value: Any) -> Any:
+    return float(value) if value in ("inf", "-inf") else value
 
 
 def _fmt(value: float | None) -> str:

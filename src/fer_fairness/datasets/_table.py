@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fer_fairness.errors import DatasetError
@@ -58,14 +59,17 @@ def validate_samples(
     if missing:
         raise DatasetError(
             f"{source}: missing required column(s) {', '.join(missing)}; "
-            f"a sample table needs {', '.join(REQUIRED_COLUMNS)} (found: {', '.join(map(str, samples.columns))})"
+            f"a sample table needs {', '.join(REQUIRED_COLUMNS)} (found: {', '.join(map(str, samples.columns))}); "
+            f"map differently named columns with ?{missing[0]}=COLUMN"
         )
-    samples = samples.copy()
+    if samples.empty:
+        raise DatasetError(f"{source}: no samples (the table has a header but no rows)")
+    samples = samples.reset_index(drop=True).copy()
     for column in REQUIRED_COLUMNS:
         blank = samples[column].isna() | (samples[column].astype(str).str.strip() == "")
         if blank.any():
-            rows = ", ".join(str(i + 2) for i in samples.index[blank][:5])
-            raise DatasetError(f"{source}: column '{column}' is empty in {int(blank.sum())} row(s) (file lines {rows})")
+            rows = ", ".join(str(i + 1) for i in np.flatnonzero(blank)[:5])
+            raise DatasetError(f"{source}: column '{column}' is empty in {int(blank.sum())} row(s) (rows {rows})")
         samples[column] = samples[column].astype(str).str.strip()
     samples["emotion"] = samples["emotion"].str.lower()
 
@@ -86,7 +90,9 @@ def validate_samples(
     attributes = tuple(attributes)
     absent = [a for a in attributes if a not in samples.columns]
     if absent:
-        raise DatasetError(f"{source}: attribute column(s) {', '.join(absent)} not found")
+        raise DatasetError(
+            f"{source}: attribute column(s) {', '.join(absent)} not found (columns: {', '.join(map(str, samples.columns))})"
+        )
     for attribute in attributes:
         blank = samples[attribute].isna() | (samples[attribute].astype(str).str.strip() == "")
         if blank.any():

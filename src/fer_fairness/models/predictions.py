@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fer_fairness.datasets._table import Dataset
@@ -24,7 +25,7 @@ class PredictionsModel:
         check_options(spec, ("name",), what="model")
         self.path = Path(spec.target).expanduser()
         self.name = spec.option("name") or self.path.stem
-        table = read_table(self.path, what="predictions")
+        table = read_table(self.path, what="predictions", error=ModelError)
         missing = [c for c in ("sample_id", "prediction") if c not in table.columns]
         if missing:
             raise ModelError(
@@ -37,11 +38,14 @@ class PredictionsModel:
         table["outcome"] = outcome.where(outcome != "", EMPTY_PREDICTION)
         unknown = sorted(set(table["outcome"]) - set(EMOTIONS) - set(NON_ANSWERS))
         if unknown:
-            first = table.index[table["outcome"].isin(unknown)][0] + 2
+            first = int(np.flatnonzero(table["outcome"].isin(unknown))[0]) + 1
             raise ModelError(
                 f"predictions {self.path}: label(s) {', '.join(map(repr, unknown[:5]))} are neither emotions "
-                f"({', '.join(EMOTIONS)}) nor non-answers ({', '.join(NON_ANSWERS)}); first at line {first}"
+                f"({', '.join(EMOTIONS)}) nor non-answers ({', '.join(NON_ANSWERS)}); first in data row {first}"
             )
+        if "dataset" in table.columns and (table["dataset"].str.strip() == "").any():
+            blank = int((table["dataset"].str.strip() == "").sum())
+            raise ModelError(f"predictions {self.path}: {blank} row(s) have an empty dataset cell; fill in the dataset name")
         self.table = table
 
     def describe(self) -> dict[str, str]:

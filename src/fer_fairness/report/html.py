@@ -21,12 +21,15 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["num"] = _num
+    env.filters["percent"] = lambda value: "" if value is None else f"{value * 100:.4g}%"
     return env
 
 
 def _num(value: Any, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    if value in ("inf", "-inf"):  # how the JSON record spells infinity
+        value = float(value)
     if isinstance(value, float) and math.isinf(value):
         return "∞" if value > 0 else "−∞"
     if isinstance(value, float):

@@ -1,0 +1,397 @@
+"""The generic manifest loader and the sample-table checks, on small trees built in tmp_path."""
+
+import csv
+import os
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from fer_fairness.datasets import DATASETS
+from fer_fairness.datasets._table import Dataset
+from fer_fairness.datasets.manifest import load_manifest
+from fer_fairness.errors import ConfigError, DatasetError, FairnessError
+from fer_fairness.labels import EMOTIONS
+
+HEADER = ["sample_id", "path", "emotion", "subject_id", "race", "gender"]
+ROWS = [
+    ["s1", "images/s1.png", "anger", "p1", "Black", "female"],
+    ["s2", "images/s2.png", "Fear", "p1", "Black", "female"],  # labels are case-insensitive
+    ["s3", "images/s3.png", "anger", "p2", "White", "male"],
+    ["s4", "images/s4.png", "happiness", "p3", "White", "female"],
+]
+
+
+def png(path: Path, shade: int = 128) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("L", (4, 4), color=shade).save(path, format="PNG")
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def write_parquet(path: Path, columns: dict[str, list]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def tree(root: Path, header=HEADER, rows=ROWS, *, name: str = "faces.csv", path_column: str = "path") -> Path:
+    """A manifest at root/name, with every image its path column names (paths with '..' excepted)."""
+    if path_column in header:
+        column = header.index(path_column)
+        for i, row in enumerate(rows):
+            if row[column].strip() and ".." not in row[column]:
+                png(root / row[column].strip(), shade=10 * i)
+    return write_csv(root / name, header, rows)
+
+
+def load(path: Path, query: str = "") -> Dataset:
+    return load_manifest(DATASETS.parse(f"manifest:{path}" + (f"?{query}" if query else "")))
+
+
+def error(path: Path, query: str = "", kind: type[Exception] = DatasetError) -> str:
+    with pytest.raises(kind) as info:
+        load(path, query)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+
+def test_registry_resolves_manifest_to_the_loader():
+    assert DATASETS.factory("manifest") is load_manifest
+
+
+def test_csv_manifest_loads(tmp_path):
+    path = tree(tmp_path)
+    dataset = load(path)
+    assert dataset.name == "faces"
+    assert dataset.root == tmp_path.resolve()
+    assert dataset.attributes == ("race", "gender")
+    assert dataset.emotions == ("anger", "fear", "happiness")  # the canonical order, only those present
+    assert str(path) in dataset.description
+    expected = [[*row[:2], row[2].lower(), *row[3:]] for row in ROWS]
+    assert dataset.samples[HEADER].values.tolist() == expected
+    assert list(dataset.samples.index) == list(range(len(ROWS)))
+
+
+def test_cells_are_stripped(tmp_path):
+    rows = [[" s1 ", " images/s1.png", " Anger ", "p1 ", " Black ", "female"]]
+    png(tmp_path / "images/s1.png")
+    dataset = load(write_csv(tmp_path / "m.csv", HEADER, rows))
+    assert dataset.samples[HEADER].values.tolist() == [["s1", "images/s1.png", "anger", "p1", "Black", "female"]]
+
+
+def test_parquet_manifest_loads_like_the_csv(tmp_path):
+    tree(tmp_path)
+    columns = {name: [row[i] for row in ROWS] for i, name in enumerate(HEADER)}
+    columns["subject_id"] = [1, 1, 2, 3]  # non-string columns arrive as text
+    parquet = load(write_parquet(tmp_path / "faces.parquet", columns))
+    assert parquet.name == "faces"
+    assert parquet.attributes == ("race", "gender")
+    assert parquet.samples["subject_id"].tolist() == ["1", "1", "2", "3"]
+    assert parquet.samples["emotion"].tolist() == ["anger", "fear", "anger", "happiness"]
+    assert parquet.samples["race"].tolist() == ["Black", "Black", "White", "White"]
+
+
+def test_parquet_null_is_an_empty_cell(tmp_path):
+    tree(tmp_path)
+    columns = {name: [row[i] for row in ROWS] for i, name in enumerate(HEADER)}
+    columns["race"] = ["Black", None, "White", "White"]
+    path = write_parquet(tmp_path / "faces.parquet", columns)
+    assert error(path) == (
+        f"manifest {path}: attribute 'race' has no value for 1 sample(s) (e.g. s2); fill it in or drop those rows"
+    )
+
+
+def test_column_mapping(tmp_path):
+    header = ["id", "file", "expr", "person", "race"]
+    rows = [["a", "a.png", "anger", "p1", "Black"], ["b", "b.png", "fear", "p2", "White"]]
+    path = tree(tmp_path, header, rows, path_column="file")
+    dataset = load(path, "emotion=expr&subject_id=person&sample_id=id&path=file")
+    assert dataset.samples[["sample_id", "path", "emotion", "subject_id", "race"]].values.tolist() == rows
+    assert dataset.attributes == ("race",)
+    for raw in ("id", "file", "expr", "person"):
+        assert raw not in dataset.samples.columns
+
+
+def test_mapped_column_that_is_absent(tmp_path):
+    path = tree(tmp_path)
+    assert error(path, "emotion=expression") == (
+        f"manifest {path}: mapped column(s) expression not found in "
+        "['sample_id', 'path', 'emotion', 'subject_id', 'race', 'gender']"
+    )
+
+
+def test_mapping_onto_a_column_the_file_already_has(tmp_path):
+    header = ["sample_id", "path", "emotion", "expr", "subject_id"]
+    path = tree(tmp_path, header, [["a", "a.png", "AN", "anger", "p1"]])
+    message = error(path, "emotion=expr")
+    assert str(path) in message and "emotion" in message
+
+
+def test_name_option(tmp_path):
+    assert load(tree(tmp_path), "name=study").name == "study"
+
+
+def test_attributes_option_limits_the_attributes(tmp_path):
+    dataset = load(tree(tmp_path), "attributes=race")
+    assert dataset.attributes == ("race",)
+    assert "gender" in dataset.samples.columns  # kept, just not compared
+
+
+def test_attributes_option_with_several_names(tmp_path):
+    assert load(tree(tmp_path), "attributes=gender,race").attributes == ("gender", "race")
+
+
+def test_attributes_option_naming_an_absent_column(tmp_path):
+    path = tree(tmp_path)
+    assert error(path, "attributes=ethnicity") == (
+        f"manifest {path}: attribute column(s) ethnicity not found "
+        "(columns: sample_id, path, emotion, subject_id, race, gender)"
+    )
+
+
+def test_source_columns_are_not_attributes(tmp_path):
+    header = [*HEADER, "source_code", "source_mouth"]
+    rows = [[*row, "A-HC", "open"] for row in ROWS]
+    dataset = load(tree(tmp_path, header, rows))
+    assert dataset.attributes == ("race", "gender")
+    assert dataset.samples["source_code"].tolist() == ["A-HC"] * len(ROWS)  # kept as facts
+    # an empty source fact is not an error: it is no attribute
+    rows[0][-1] = ""
+    assert load(tree(tmp_path, header, rows, name="again.csv")).attributes == ("race", "gender")
+
+
+def test_a_dataset_may_have_no_attribute_columns(tmp_path):
+    rows = [row[:4] for row in ROWS]
+    assert load(tree(tmp_path, HEADER[:4], rows)).attributes == ()
+
+
+# --- validation messages ------------------------------------------------------------------------
+
+
+def test_missing_required_columns(tmp_path):
+    path = tree(tmp_path, ["sample_id", "path", "expr", "race"], [["a", "a.png", "anger", "Black"]])
+    assert error(path) == (
+        f"manifest {path}: missing required column(s) emotion, subject_id; a sample table needs "
+        "sample_id, path, emotion, subject_id (found: sample_id, path, expr, race); "
+        "map differently named columns with ?emotion=COLUMN"
+    )
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_empty_required_cell_names_the_file_line(tmp_path, blank):
+    rows = [list(r) for r in ROWS]
+    rows[1][2] = blank  # second data row: line 3 of the file
+    rows[3][2] = blank  # line 5
+    path = tree(tmp_path, HEADER, rows)
+    assert error(path) == f"manifest {path}: column 'emotion' is empty in 2 row(s) (rows 2, 4)"
+
+
+def test_empty_sample_id(tmp_path):
+    rows = [list(r) for r in ROWS]
+    rows[0][0] = ""
+    path = tree(tmp_path, HEADER, rows)
+    assert error(path) == f"manifest {path}: column 'sample_id' is empty in 1 row(s) (rows 1)"
+
+
+def test_duplicate_ids(tmp_path):
+    rows = [list(r) for r in ROWS]
+    rows[2][0] = "s1"
+    rows[3][0] = " s2"  # a duplicate once stripped
+    path = tree(tmp_path, HEADER, rows)
+    assert error(path) == f"manifest {path}: duplicate sample_id values (s1, s2); every sample needs a unique id"
+
+
+def test_labels_outside_the_vocabulary(tmp_path):
+    rows = [list(r) for r in ROWS]
+    rows[0][2] = "Joy"
+    rows[2][2] = "angry"
+    path = tree(tmp_path, HEADER, rows)
+    assert error(path) == (
+        f"manifest {path}: emotion label(s) 'angry', 'joy' are not in the vocabulary "
+        f"({', '.join(EMOTIONS)}); map them to canonical names first"
+    )
+
+
+def test_attribute_with_no_value(tmp_path):
+    rows = [list(r) for r in ROWS]
+    rows[2][4] = ""
+    rows[3][4] = " "
+    path = tree(tmp_path, HEADER, rows)
+    assert error(path) == (
+        f"manifest {path}: attribute 'race' has no value for 2 sample(s) (e.g. s3); fill it in or drop those rows"
+    )
+
+
+def test_missing_image(tmp_path):
+    path = tree(tmp_path)
+    (tmp_path / "images/s2.png").unlink()
+    (tmp_path / "images/s4.png").unlink()
+    assert error(path) == (
+        f"manifest {path}: 2 image file(s) not found under {tmp_path.resolve()} (e.g. images/s2.png, images/s4.png); "
+        "check the path column: paths are relative to the manifest's folder"
+    )
+
+
+def test_a_folder_is_not_an_image(tmp_path):
+    path = tree(tmp_path)
+    (tmp_path / "images/s1.png").unlink()
+    (tmp_path / "images/s1.png").mkdir()
+    assert "1 image file(s) not found" in error(path)
+
+
+def test_path_escaping_the_root_with_dotdot(tmp_path):
+    root = tmp_path / "set"
+    png(tmp_path / "outside.png")  # exists: the error is the escape, not a missing file
+    rows = [list(r) for r in ROWS]
+    rows[1][1] = "../outside.png"
+    rows[2][1] = "images/../../outside.png"
+    path = tree(root, HEADER, rows)
+    assert error(path) == (
+        f"manifest {path}: 2 path(s) leave the dataset folder {root.resolve()} (e.g. ../outside.png); "
+        "paths must be relative to the manifest's folder and stay inside it"
+    )
+
+
+def test_dotdot_that_stays_inside_is_fine(tmp_path):
+    rows = [list(r) for r in ROWS]
+    path = tree(tmp_path, HEADER, rows)
+    rows[0][1] = "images/../images/s1.png"
+    assert len(load(write_csv(path, HEADER, rows)).samples) == len(ROWS)
+
+
+def test_absolute_path_outside_the_root(tmp_path):
+    root = tmp_path / "set"
+    png(tmp_path / "outside.png")
+    rows = [list(r) for r in ROWS]
+    rows[0][1] = str(tmp_path / "outside.png")
+    path = tree(root, HEADER, rows)
+    assert f"1 path(s) leave the dataset folder {root.resolve()}" in error(path)
+
+
+def test_symlink_inside_the_root_pointing_outside(tmp_path):
+    root = tmp_path / "set"
+    path = tree(root)
+    png(tmp_path / "secret.png")
+    (root / "images/s3.png").unlink()
+    os.symlink(tmp_path / "secret.png", root / "images/s3.png")
+    assert error(path) == (
+        f"manifest {path}: 1 path(s) leave the dataset folder {root.resolve()} (e.g. images/s3.png); "
+        "paths must be relative to the manifest's folder and stay inside it"
+    )
+
+
+def test_symlink_inside_the_root_pointing_inside_is_fine(tmp_path):
+    path = tree(tmp_path)
+    (tmp_path / "images/s3.png").unlink()
+    os.symlink(tmp_path / "images/s1.png", tmp_path / "images/s3.png")
+    assert len(load(path).samples) == len(ROWS)
+
+
+def test_manifest_reached_through_a_symlinked_folder(tmp_path):
+    real = tmp_path / "real"
+    tree(real)
+    os.symlink(real, tmp_path / "link")
+    dataset = load(tmp_path / "link" / "faces.csv")
+    assert dataset.root == real.resolve()
+
+
+def test_unknown_option(tmp_path):
+    path = tree(tmp_path)
+    message = error(path, "colour=red&name=x", kind=ConfigError)
+    assert message == (
+        f"dataset 'manifest:{path}?colour=red&name=x': unknown option(s) colour "
+        "(allowed: name, attributes, sample_id, path, emotion, subject_id)"
+    )
+
+
+def test_missing_manifest(tmp_path):
+    path = tmp_path / "nope.csv"
+    assert error(path) == f"manifest file not found: {path}"
+
+
+def test_wrong_suffix(tmp_path):
+    path = tmp_path / "faces.json"
+    path.write_text("{}")
+    assert error(path) == f"manifest file {path}: expected a .csv or .parquet file"
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("faces.parquet", b"PAR1 this is not a parquet file"),
+        ("faces.csv", bytes(range(128, 256)) * 3),  # not UTF-8
+        ("faces.csv", b""),
+    ],
+    ids=["garbage-parquet", "binary-csv", "empty-csv"],
+)
+def test_unreadable_manifest_names_the_file(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert error(path).startswith(f"manifest file {path} could not be read: ")
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads any file")
+def test_manifest_without_read_permission(tmp_path):
+    path = tree(tmp_path)
+    path.chmod(0)
+    try:
+        assert error(path).startswith(f"manifest file {path} could not be read: ")
+    finally:
+        path.chmod(0o644)
+
+
+def test_manifest_with_no_rows(tmp_path):
+    path = tree(tmp_path, HEADER, [])
+    message = error(path)
+    assert str(path) in message
+
+
+def test_parquet_with_a_string_index_reports_the_empty_cell(tmp_path):
+    import pandas as pd
+
+    tree(tmp_path)
+    frame = pd.DataFrame([r[:4] for r in ROWS], columns=HEADER[:4], index=["r1", "r2", "r3", "r4"])
+    frame.loc["r2", "emotion"] = ""
+    path = tmp_path / "faces.parquet"
+    frame.to_parquet(path)
+    assert "column 'emotion' is empty in 1 row(s)" in error(path)
+
+
+def test_every_loader_error_is_a_fairness_error(tmp_path):
+    assert issubclass(DatasetError, FairnessError)
+    assert issubclass(ConfigError, FairnessError)
+
+
+# --- the fingerprint -----------------------------------------------------------------------------
+
+
+def test_fingerprint_follows_the_data_not_the_row_order(tmp_path):
+    path = tree(tmp_path)
+    first = load(path).fingerprint()
+    assert re.fullmatch(r"[0-9a-f]{16}", first)
+    assert load(write_csv(tmp_path / "reordered.csv", HEADER, ROWS[::-1])).fingerprint() == first
+    png(tmp_path / "images/s2.png", shade=255)  # same names, different pixels
+    assert load(path).fingerprint() != first
+
+
+def test_fingerprint_changes_with_a_label(tmp_path):
+    path = tree(tmp_path)
+    first = load(path).fingerprint()
+    rows = [list(r) for r in ROWS]
+    rows[0][2] = "disgust"
+    assert load(write_csv(path, HEADER, rows)).fingerprint() != first

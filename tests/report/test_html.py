@@ -1,0 +1,492 @@
+"""fairness.html and fairness.json: escaping, self-containment, the verdict matrix, strict JSON."""
+
+import dataclasses
+import json
+import math
+import random
+import re
+from collections import Counter
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fer_fairness.criteria.records import Record
+from fer_fairness.report.html import render_html, write_html
+from fer_fairness.report.json_report import SCHEMA_VERSION, write_json
+
+EVIL = "<script>alert(1)</script>"
+AMP_MODEL = 'a&b"'
+VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE")
+WORST_FIRST = ("FAIL", "INCONCLUSIVE", "PASS")
+
+
+def record(**overrides) -> dict:
+    """A dict shaped like Record.to_dict(), plus the collector's nodeid and outcome."""
+    base = {
+        "test_id": "accuracy_gap[m|d|race=Black~White]",
+        "criterion": "accuracy_gap",
+        "model": "m",
+        "dataset": "d",
+        "attribute": "race",
+        "group": "Black",
+        "reference": "White",
+        "detail": None,
+        "metric": "accuracy difference",
+        "verdict": "PASS",
+        "mode": "harm",
+        "inconclusive": "skip",
+        "estimate": -0.012,
+        "ci_low": -0.04,
+        "ci_high": 0.016,
+        "confidence": 0.99,
+        "p_value": 0.41,
+        "p_adjusted": 0.82,
+        "test_method": "two-proportion z-test",
+        "threshold": "|d| <= 0.05",
+        "band_low": -0.05,
+        "band_high": 0.05,
+        "n": {"Black": 120, "White": 340},
+        "rates": {"Black": 0.71, "White": 0.722},
+        "count_ratio": None,
+        "power": 0.93,
+        "required_n": None,
+        "family": "accuracy_gap|m|d",
+        "family_size": 3,
+        "owner": "",
+        "rationale": "",
+        "reason": "",
+    }
+    base.update(overrides)
+    base.setdefault("nodeid", f"fairness_tests/test_accuracy.py::test_gap[{base['test_id']}]")
+    base.setdefault("outcome", {"PASS": "passed", "FAIL": "failed", "INCONCLUSIVE": "skipped"}[base["verdict"]])
+    return base
+
+
+def facts(**overrides) -> dict:
+    """Shaped like pipeline._facts."""
+    base = {
+        "fer_fairness_version": "0.1.0",
+        "created": "2024-08-27T10:00:00+00:00",
+        "seed": 1234,
+        "thresholds": {"source": "thresholds.toml", "sha256": "e3b0c44298fc1c14"},
+        "policy": {
+            "mode": "harm",
+            "alpha": 0.05,
+            "correction": "holm",
+            "family": "criterion",
+            "power": 0.8,
+            "min_group_size": 30,
+            "inconclusive": "skip",
+        },
+        "datasets": {
+            "d": {
+                "spec": "manifest:faces.csv",
+                "description": "manifest faces.csv",
+                "images": 460,
+                "fingerprint": "0123456789abcdef",
+                "attributes": ["race"],
+                "emotions": ["anger", "fear"],
+                "composition": {"race": {"Black": {"anger": 60, "fear": 60}, "White": {"anger": 200, "fear": 140}}},
+            }
+        },
+        "models": {"m": {"kind": "predictions", "path": "vendor.csv", "rows": "460"}},
+        "python": "3.11.7",
+        "platform": "linux",
+        "versions": {"numpy": "2.0.0", "pandas": "3.0.0"},
+    }
+    base.update(overrides)
+    return base
+
+
+def mixed_records(seed: int = 7) -> list[dict]:
+    """Many models x datasets x criteria with random verdicts, hostile names included."""
+    rng = random.Random(seed)
+    out = []
+    for model in ("gpt-4o", AMP_MODEL, "clip"):
+        for dataset in ("radiate", "cfd"):
+            for criterion in ("accuracy_gap", "confusion_ratio", "non_answer_gap"):
+                for k in range(rng.randint(0, 4)):
+                    group = rng.choice(["Black", "White", EVIL])
+                    verdict = rng.choice(VERDICTS)
+                    test_id = f"{criterion}[{model}|{dataset}|race={group}~White#{k}]"
+                    out.append(
+                        record(
+                            test_id=test_id,
+                            criterion=criterion,
+                            model=model,
+                            dataset=dataset,
+                            group=group,
+                            verdict=verdict,
+                            n={group: rng.randint(1, 200), "White": rng.randint(1, 200)},
+                            rates={group: rng.random(), "White": rng.random()},
+                            count_ratio=rng.random() * 3 if criterion == "confusion_ratio" else None,
+                            reason=f"needs about {rng.randint(50, 900)} per group" if verdict == "INCONCLUSIVE" else "",
+                        )
+                    )
+    return out
+
+
+class Page(HTMLParser):
+    """Headings, tables (rows of (tag, attrs, text) cells) and every tag with its attributes."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.sections: list[tuple[str, list]] = []  # (h2 text, tables after it)
+        self.spans: list[tuple[dict, str]] = []
+        self._h2: list[str] | None = None
+        self._table: list | None = None
+        self._cell: list | None = None
+        self._span: list | None = None
+        self.sections.append(("", []))
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append((tag, attrs))
+        if tag == "h2":
+            self._h2 = []
+        elif tag == "table":
+            self._table = []
+            self.sections[-1][1].append(self._table)
+        elif tag == "tr" and self._table is not None:
+            self._table.append([])
+        elif tag in ("td", "th") and self._table is not None:
+            self._cell = [tag, attrs, []]
+            self._table[-1].append(self._cell)
+        elif tag == "br" and self._cell is not None:
+            self._cell[2].append("\n")
+        elif tag == "span":
+            self._span = [attrs, []]
+
+    def handle_endtag(self, tag):
+        if tag == "h2" and self._h2 is not None:
+            self.sections.append(("".join(self._h2).strip(), []))
+            self._h2 = None
+        elif tag == "table":
+            self._table = None
+        elif tag in ("td", "th") and self._cell is not None:
+            self._cell[2] = "".join(self._cell[2]).strip()
+            self._cell = None
+        elif tag == "span" and self._span is not None:
+            self.spans.append((self._span[0], "".join(self._span[1]).strip()))
+            self._span = None
+
+    def handle_data(self, data):
+        for sink in (self._h2, self._cell[2] if self._cell else None, self._span[1] if self._span else None):
+            if sink is not None:
+                sink.append(data)
+
+    def tables(self, heading: str) -> list[list[list]]:
+        found = [tables for title, tables in self.sections if title == heading]
+        assert len(found) == 1, f"expected one section {heading!r}, found {len(found)}"
+        return found[0]
+
+
+def test_record_fixture_has_exactly_the_fields_of_a_record():
+    fields = {f.name for f in dataclasses.fields(Record)}
+    shaped = record()
+    assert set(shaped) == fields | {"nodeid", "outcome"}
+    plain = {k: v for k, v in shaped.items() if k not in ("nodeid", "outcome")}
+    assert Record.from_dict(plain).to_dict() == plain
+
+
+# --- escaping -----------------------------------------------------------------------------------
+
+
+def test_every_user_string_is_escaped():
+    records = [
+        record(
+            test_id=f"accuracy_gap[{AMP_MODEL}|{EVIL}|race={EVIL}~White]",
+            model=AMP_MODEL,
+            dataset=EVIL,
+            group=EVIL,
+            metric=EVIL,
+            threshold=EVIL,
+            verdict="INCONCLUSIVE",
+            reason=EVIL,
+            n={EVIL: 3, "White": 5},
+            rates={EVIL: 0.5, "White": 0.6},
+        ),
+        record(criterion=EVIL, model=AMP_MODEL, test_id=f"{EVIL}[x]"),
+    ]
+    page_facts = facts(
+        fer_fairness_version=EVIL,
+        created=EVIL,
+        seed=EVIL,
+        thresholds={"source": EVIL, "sha256": EVIL},
+        policy={"mode": EVIL, "alpha": EVIL, "correction": EVIL, "family": EVIL},
+        datasets={
+            EVIL: {
+                "description": EVIL,
+                "images": EVIL,
+                "fingerprint": EVIL,
+                "attributes": [EVIL],
+                "emotions": [EVIL],
+                "composition": {EVIL: {EVIL: {EVIL: 4}}},
+            }
+        },
+        models={AMP_MODEL: {EVIL: EVIL, "path": AMP_MODEL}},
+        python=EVIL,
+        versions={EVIL: EVIL},
+    )
+    html = render_html(records=records, facts=page_facts)
+    assert "<script" not in html.lower()
+    assert AMP_MODEL not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert re.search(r"a&amp;b(&#34;|&quot;|&#x22;)", html)
+    # Escaped faithfully: a reader sees the names exactly as given.
+    page = Page(html)
+    texts = [cell[2] for _, tables in page.sections for table in tables for row in table for cell in row]
+    assert AMP_MODEL in texts
+    assert EVIL in texts
+    assert f"{EVIL}: 3" in "\n".join(texts)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    model=st.text(st.characters(exclude_categories=("Cs", "Cc")), min_size=1, max_size=20).filter(str.strip),
+    group=st.text(st.characters(exclude_categories=("Cs", "Cc")), min_size=1, max_size=20).filter(str.strip),
+)
+def test_any_name_reads_back_exactly(model, group):
+    html = render_html(records=[record(model=model, group=group, n={group: 7, "White": 9})], facts={})
+    assert "<script" not in html.lower()
+    page = Page(html)
+    matrix = page.tables("Verdict matrix")[0]
+    assert matrix[1][0][2] == model.strip()
+    accuracy = page.tables("accuracy_gap")[0]
+    assert accuracy[1][8][2].split("\n")[0] == f"{group}: 7".strip()
+
+
+# --- self-contained -------------------------------------------------------------------------------
+
+
+def test_page_is_self_contained():
+    records = [*mixed_records(), record(model="http://evil.example/x.js", reason="https://evil.example")]
+    html = render_html(records=records, facts=facts())
+    page = Page(html)
+    for tag, attrs in page.tags:
+        assert tag not in ("script", "link", "img", "iframe", "object", "embed", "base"), tag
+        for name in ("src", "href", "action", "srcset", "data"):
+            assert name not in attrs, (tag, name)
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.IGNORECASE)
+    assert not re.search(r"@import|url\(", html, re.IGNORECASE)
+    assert "<style>" in html  # the CSS is inline
+
+
+# --- the verdict matrix -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 7, 42])
+def test_verdict_matrix_counts(seed):
+    records = mixed_records(seed)
+    expected: dict[tuple[str, str], dict[str, Counter]] = {}
+    for r in records:
+        expected.setdefault((r["model"], r["dataset"]), {}).setdefault(r["criterion"], Counter())[r["verdict"]] += 1
+    criteria_seen = []
+    for r in records:
+        if r["criterion"] not in criteria_seen:
+            criteria_seen.append(r["criterion"])
+
+    page = Page(render_html(records=records, facts=facts()))
+    (matrix,) = page.tables("Verdict matrix")
+    header = [cell[2] for cell in matrix[0]]
+    assert header[:2] == ["model", "dataset"]
+    assert sorted(header[2:]) == sorted(criteria_seen)
+    assert len(matrix) - 1 == len(expected)
+    shown: dict[tuple[str, str], dict[str, Counter]] = {}
+    for row in matrix[1:]:
+        model, dataset = row[0][2], row[1][2]
+        assert (model, dataset) not in shown
+        shown[(model, dataset)] = {}
+        for criterion, cell in zip(header[2:], row[2:], strict=True):
+            counts = Counter()
+            for line in filter(None, cell[2].split("\n")):
+                number, verdict = line.split()
+                counts[verdict] = int(number)
+            if counts:
+                shown[(model, dataset)][criterion] = counts
+            want = expected[(model, dataset)].get(criterion, Counter())
+            worst = next((v for v in WORST_FIRST if want[v]), None)
+            assert (cell[1].get("class") or None) == worst, (model, dataset, criterion)
+    assert shown == expected
+    # rows are in a stable order
+    assert [(r[0][2], r[1][2]) for r in matrix[1:]] == sorted(expected)
+
+    pills = {text.split()[1]: int(text.split()[0]) for attrs, text in page.spans if "pill" in attrs.get("class", "")}
+    totals = Counter(r["verdict"] for r in records)
+    assert pills == {v: totals[v] for v in VERDICTS}
+
+
+def test_sections_list_every_record_worst_first():
+    records = mixed_records(3)
+    page = Page(render_html(records=records, facts=facts()))
+    for criterion in {r["criterion"] for r in records}:
+        (table,) = page.tables(criterion)
+        shown = [(row[0][2], row[1][2]) for row in table[1:]]
+        wanted = sorted(
+            ((r["verdict"], r["test_id"]) for r in records if r["criterion"] == criterion),
+            key=lambda vt: (WORST_FIRST.index(vt[0]), vt[1]),
+        )
+        assert shown == wanted
+
+
+def test_inconclusive_section_lists_each_reason():
+    records = mixed_records(5)
+    inconclusive = [r for r in records if r["verdict"] == "INCONCLUSIVE"]
+    assert inconclusive, "the seed should produce some"
+    page = Page(render_html(records=records, facts=facts()))
+    (table,) = page.tables("Inconclusive, and why")
+    rows = [(row[0][2], row[1][2], row[2][2]) for row in table[1:]]
+    assert sorted(rows) == sorted((r["test_id"], r["criterion"], r["reason"]) for r in inconclusive)
+    summary = re.search(r"<summary>(\d+) inconclusive tests</summary>", render_html(records=records, facts=facts()))
+    assert summary and int(summary.group(1)) == len(inconclusive)
+
+
+def test_composition_table_shows_the_counts():
+    page = Page(render_html(records=[record()], facts=facts()))
+    (table,) = page.tables("Composition: d")
+    assert [[c[2] for c in row] for row in table] == [["race", "anger", "fear"], ["Black", "60", "60"], ["White", "200", "140"]]
+
+
+def test_run_facts_are_shown():
+    page = Page(render_html(records=[record()], facts=facts()))
+    (table,) = page.tables("Run facts")
+    rows = {row[0][2]: row[1][2] for row in table}
+    assert rows["seed"] == "1234"
+    assert "thresholds.toml" in rows["thresholds"] and "e3b0c44298fc1c14" in rows["thresholds"]
+    assert "0123456789abcdef" in rows["dataset d"]
+    assert "path: vendor.csv" in rows["model m"]
+
+
+# --- numbers that are not numbers ---------------------------------------------------------------------
+
+
+def test_infinities_nan_and_none_render():
+    odd = record(
+        test_id="confusion_ratio[m|d|race=Black~White|anger->disgust]",
+        criterion="confusion_ratio",
+        verdict="INCONCLUSIVE",
+        estimate=math.inf,
+        ci_low=0.4,
+        ci_high=math.inf,
+        p_value=None,
+        p_adjusted=math.nan,
+        count_ratio=-math.inf,
+        rates={"Black": math.inf, "White": None},
+        confidence=None,
+        band_low=None,
+        band_high=None,
+        power=None,
+    )
+    tiny = record(test_id="accuracy_gap[tiny]", p_value=1e-12, p_adjusted=3e-11, estimate=0.0001234)
+    none = record(test_id="accuracy_gap[none]", estimate=None, ci_low=None, ci_high=None, p_value=None, p_adjusted=None)
+    page = Page(render_html(records=[odd, tiny, none], facts=facts()))
+    (ratio,) = page.tables("confusion_ratio")
+    cells = [c[2] for c in ratio[1]]
+    assert cells[3] == "∞"
+    assert cells[4].startswith("[0.400, ∞]")
+    assert cells[5] == "–" and cells[6] == "–"  # None and NaN p-values
+    assert cells[9] == "Black: ∞\nWhite: –"
+    assert cells[10] == "−∞"
+    (gaps,) = page.tables("accuracy_gap")
+    by_id = {row[1][2]: [c[2] for c in row] for row in gaps[1:]}
+    # a tiny p-value must not read as zero
+    assert by_id["accuracy_gap[tiny]"][5] == "1e-12"
+    assert by_id["accuracy_gap[tiny]"][6] == "3e-11"
+    assert by_id["accuracy_gap[tiny]"][3] == "0.000123"
+    assert by_id["accuracy_gap[none]"][3] == "–" and by_id["accuracy_gap[none]"][4] == "–"
+
+
+def test_no_records_and_no_facts_render():
+    page = Page(render_html(records=[], facts={}))
+    (matrix,) = page.tables("Verdict matrix")
+    assert len(matrix) == 1
+    pills = {text.split()[1]: int(text.split()[0]) for attrs, text in page.spans if "pill" in attrs.get("class", "")}
+    assert pills == {"PASS": 0, "FAIL": 0, "INCONCLUSIVE": 0}
+
+
+def test_write_html_is_atomic_and_utf8(tmp_path):
+    path = tmp_path / "fairness.html"
+    path.write_text("old")
+    returned = write_html(path, records=mixed_records(), facts=facts())
+    assert returned == path
+    text = path.read_bytes().decode("utf-8")
+    assert text.lstrip().lower().startswith("<!doctype html>")
+    assert text.rstrip().endswith("</html>")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fairness.html"]
+
+
+# --- fairness.json --------------------------------------------------------------------------------------
+
+
+def _reject_constant(name):
+    raise AssertionError(f"non-standard JSON constant {name}")
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+
+
+def record_objects() -> list[Record]:
+    shapes = mixed_records(11)
+    objects = []
+    for i, shape in enumerate(shapes):
+        plain = {k: v for k, v in shape.items() if k not in ("nodeid", "outcome")}
+        if i % 3 == 0:  # some with numbers JSON cannot hold
+            plain.update(estimate=math.inf, ci_high=math.inf, band_low=-math.inf, count_ratio=math.nan)
+            plain["rates"] = {k: math.inf for k in plain["rates"]}
+        objects.append(Record.from_dict(plain))
+    return objects
+
+
+def test_json_is_strict_versioned_and_round_trips(tmp_path):
+    objects = record_objects()
+    records = [{**o.to_dict(), "nodeid": f"t.py::t[{i}]", "outcome": "passed"} for i, o in enumerate(objects)]
+    path = write_json(tmp_path / "fairness.json", records=records, facts=facts())
+    text = path.read_text(encoding="utf-8")
+    assert not re.search(r"\b(NaN|-?Infinity)\b", text)
+    document = read_json(path)
+    assert document["schema_version"] == SCHEMA_VERSION
+    assert isinstance(SCHEMA_VERSION, str) and re.fullmatch(r"\d+\.\d+", SCHEMA_VERSION)
+    assert document["run"] == facts()
+    assert document["tests"] == records
+    for shape, obj in zip(document["tests"], objects, strict=True):
+        plain = {k: v for k, v in shape.items() if k not in ("nodeid", "outcome")}
+        assert Record.from_dict(plain).to_dict() == obj.to_dict()
+
+
+def test_json_spells_nan_as_null_and_infinity_as_a_string(tmp_path):
+    obj = Record.from_dict(
+        {
+            k: v
+            for k, v in record(estimate=math.inf, ci_low=-math.inf, p_value=math.nan, rates={"Black": math.nan}).items()
+            if k not in ("nodeid", "outcome")
+        }
+    )
+    path = write_json(tmp_path / "fairness.json", records=[obj.to_dict()], facts={})
+    (test,) = read_json(path)["tests"]
+    assert test["estimate"] == "inf" and test["ci_low"] == "-inf" and test["p_value"] is None
+    assert test["rates"] == {"Black": None}
+    assert Record.from_dict(test).estimate == math.inf  # and back
+    assert test["ci_high"] == 0.016  # finite numbers are kept as they are
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_json_refuses_non_finite_numbers_and_writes_nothing(tmp_path, bad):
+    path = tmp_path / "fairness.json"
+    with pytest.raises(ValueError):
+        write_json(path, records=[record(estimate=bad)], facts=facts())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_json_replaces_an_old_report(tmp_path):
+    path = tmp_path / "fairness.json"
+    path.write_text("{ half a report")
+    write_json(path, records=[record()], facts=facts())
+    assert read_json(path)["tests"] == [record()]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fairness.json"]

@@ -1,0 +1,259 @@
+"""The count tensor against a plain loop over rows, and the join's refusals, exactly worded."""
+
+import random
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fer_fairness.counts import CountTensor, build_counts, join_outcomes
+from fer_fairness.errors import FairnessError, ModelError
+from fer_fairness.labels import BASIC_SEVEN, EMOTIONS, NON_ANSWERS
+
+VALUES = {
+    "race": ("Black", "White", "East Asian", "Latino"),
+    "gender": ("female", "male"),
+    "age": ("18-29", "30-49", "50+"),
+}
+
+
+def oracle(rows: list[dict], attributes: tuple[str, ...]) -> dict[tuple[str, str, str], int]:
+    """counts[(group, true, outcome)] by walking the rows one at a time."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for row in rows:
+        group = "+".join(str(row[a]) for a in attributes)
+        key = (group, row["emotion"], row["outcome"])
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def check_against_oracle(tensor: CountTensor, rows: list[dict], attributes: tuple[str, ...], labels: tuple[str, ...]):
+    expected = oracle(rows, attributes)
+    groups = {g for g, _, _ in expected}
+    predicted = {o for _, _, o in expected} - set(NON_ANSWERS)
+
+    assert tensor.attribute == "+".join(attributes)
+    assert tensor.groups == tuple(sorted(groups))
+    assert tensor.labels == labels
+    # Outcomes: every label and every predicted emotion once, in the canonical order, then the non-answers.
+    emotions_part, tail = tensor.outcomes[: -len(NON_ANSWERS)], tensor.outcomes[-len(NON_ANSWERS) :]
+    assert tail == ("refused", "unparseable", "error")
+    assert set(emotions_part) == set(labels) | predicted
+    assert len(set(emotions_part)) == len(emotions_part)
+    assert list(emotions_part) == sorted(emotions_part, key=EMOTIONS.index)
+
+    assert tensor.counts.dtype == np.int64
+    assert tensor.counts.shape == (len(tensor.groups), len(labels), len(tensor.outcomes))
+    for gi, group in enumerate(tensor.groups):
+        for ti, true in enumerate(tensor.labels):
+            for oi, outcome in enumerate(tensor.outcomes):
+                assert tensor.counts[gi, ti, oi] == expected.get((group, true, outcome), 0), (group, true, outcome)
+    assert int(tensor.counts.sum()) == len(rows)
+
+    sizes: dict[str, int] = {}
+    for (group, _, _), n in expected.items():
+        sizes[group] = sizes.get(group, 0) + n
+    assert tensor.group_sizes() == sizes
+
+    correct = tensor.correct_mask()
+    assert correct.shape == (len(labels), len(tensor.outcomes))
+    for ti, true in enumerate(tensor.labels):
+        for oi, outcome in enumerate(tensor.outcomes):
+            assert bool(correct[ti, oi]) == (true == outcome)
+    assert tensor.non_answer_mask().tolist() == [o in ("refused", "unparseable", "error") for o in tensor.outcomes]
+
+
+@st.composite
+def tables(draw):
+    attributes = tuple(draw(st.lists(st.sampled_from(sorted(VALUES)), min_size=1, max_size=2, unique=True)))
+    labels = tuple(draw(st.lists(st.sampled_from(EMOTIONS), min_size=1, max_size=len(EMOTIONS), unique=True)))
+    # Outcomes: the labels, emotions outside the dataset's label set, and non-answers.
+    outcomes = st.one_of(st.sampled_from(labels), st.sampled_from(EMOTIONS), st.sampled_from(NON_ANSWERS))
+    n = draw(st.integers(1, 40))
+    rows = []
+    for i in range(n):
+        row = {"sample_id": f"s{i}", "emotion": draw(st.sampled_from(labels)), "outcome": draw(outcomes)}
+        for a in VALUES:
+            row[a] = draw(st.sampled_from(VALUES[a]))
+        rows.append(row)
+    return rows, attributes, labels
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables())
+def test_counts_match_a_plain_loop(table):
+    rows, attributes, labels = table
+    tensor = build_counts(pd.DataFrame(rows), attributes=attributes, labels=labels)
+    check_against_oracle(tensor, rows, attributes, labels)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_counts_match_a_plain_loop_on_a_larger_seeded_table(seed):
+    rng = random.Random(seed)
+    labels = BASIC_SEVEN
+    outcome_pool = (*BASIC_SEVEN, "contempt", "calm", *NON_ANSWERS)
+    rows = []
+    for i in range(1500):
+        row = {"sample_id": f"s{i}", "emotion": rng.choice(labels), "outcome": rng.choice(outcome_pool)}
+        for a, values in VALUES.items():
+            row[a] = rng.choice(values)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    for attributes in [("race",), ("race", "gender"), ("gender", "race"), ("race", "gender", "age")]:
+        check_against_oracle(build_counts(frame, attributes=attributes, labels=labels), rows, attributes, labels)
+
+
+def small_table() -> list[dict]:
+    return [
+        {"sample_id": "1", "race": "Black", "gender": "female", "emotion": "anger", "outcome": "disgust"},
+        {"sample_id": "2", "race": "Black", "gender": "female", "emotion": "anger", "outcome": "anger"},
+        {"sample_id": "3", "race": "Black", "gender": "male", "emotion": "anger", "outcome": "refused"},
+        {"sample_id": "4", "race": "White", "gender": "female", "emotion": "anger", "outcome": "contempt"},
+        {"sample_id": "5", "race": "White", "gender": "female", "emotion": "fear", "outcome": "fear"},
+        {"sample_id": "6", "race": "White", "gender": "male", "emotion": "fear", "outcome": "error"},
+        {"sample_id": "7", "race": "White", "gender": "male", "emotion": "fear", "outcome": "unparseable"},
+    ]
+
+
+def test_intersection_groups_are_joined_with_plus_in_attribute_order():
+    frame = pd.DataFrame(small_table())
+    tensor = build_counts(frame, attributes=("race", "gender"), labels=("anger", "disgust", "fear"))
+    assert tensor.attribute == "race+gender"
+    assert tensor.groups == ("Black+female", "Black+male", "White+female", "White+male")
+    flipped = build_counts(frame, attributes=("gender", "race"), labels=("anger", "disgust", "fear"))
+    assert flipped.attribute == "gender+race"
+    assert flipped.groups == ("female+Black", "female+White", "male+Black", "male+White")
+
+
+def test_hand_counted_table():
+    tensor = build_counts(pd.DataFrame(small_table()), attributes=("race",), labels=("anger", "disgust", "fear"))
+    # contempt is predicted but is no label of the dataset: it gets its own outcome column.
+    assert tensor.outcomes == ("anger", "contempt", "disgust", "fear", "refused", "unparseable", "error")
+    black, white = tensor.counts
+    #                        anger contempt disgust fear refused unparseable error
+    assert black.tolist() == [[1, 0, 1, 0, 1, 0, 0], [0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0]]
+    assert white.tolist() == [[0, 1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 1, 0, 1, 1]]
+    assert tensor.group_sizes() == {"Black": 3, "White": 4}
+    # a predicted label outside the label set is never correct, and never a non-answer
+    contempt = tensor.outcomes.index("contempt")
+    assert not tensor.correct_mask()[:, contempt].any()
+    assert not tensor.non_answer_mask()[contempt]
+
+
+def test_non_answers_are_never_correct():
+    tensor = build_counts(pd.DataFrame(small_table()), attributes=("race",), labels=("anger", "fear"))
+    correct = tensor.correct_mask()
+    for kind in NON_ANSWERS:
+        assert not correct[:, tensor.outcomes.index(kind)].any()
+    assert tensor.non_answer_mask().sum() == 3
+
+
+def test_group_with_no_samples_of_an_emotion_keeps_a_zero_row():
+    rows = [
+        {"sample_id": "a", "race": "Black", "emotion": "anger", "outcome": "anger"},
+        {"sample_id": "b", "race": "White", "emotion": "anger", "outcome": "anger"},
+        {"sample_id": "c", "race": "White", "emotion": "fear", "outcome": "fear"},
+    ]
+    tensor = build_counts(pd.DataFrame(rows), attributes=("race",), labels=("anger", "fear", "surprise"))
+    black = tensor.groups.index("Black")
+    assert tensor.counts[black, tensor.labels.index("fear")].sum() == 0
+    assert tensor.counts[:, tensor.labels.index("surprise")].sum() == 0  # a declared label nobody has
+    assert tensor.group_sizes() == {"Black": 1, "White": 2}
+    check_against_oracle(tensor, rows, ("race",), ("anger", "fear", "surprise"))
+
+
+def test_labels_axis_follows_the_given_order():
+    rows = small_table()
+    labels = ("fear", "anger", "disgust")
+    tensor = build_counts(pd.DataFrame(rows), attributes=("race",), labels=labels)
+    check_against_oracle(tensor, rows, ("race",), labels)
+
+
+def test_non_string_attribute_values_are_counted_as_text():
+    rows = [
+        {"sample_id": "a", "age": 30, "emotion": "anger", "outcome": "anger"},
+        {"sample_id": "b", "age": 40, "emotion": "anger", "outcome": "fear"},
+        {"sample_id": "c", "age": 30, "emotion": "anger", "outcome": "anger"},
+    ]
+    tensor = build_counts(pd.DataFrame(rows), attributes=("age",), labels=("anger",))
+    assert tensor.groups == ("30", "40")
+    assert tensor.group_sizes() == {"30": 2, "40": 1}
+
+
+# --- join_outcomes ---------------------------------------------------------------------------------
+
+
+def samples(ids) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"sample_id": list(ids), "emotion": ["anger"] * len(ids), "race": ["Black"] * len(ids)}
+    )
+
+
+def outcomes(mapping: list[tuple[str, str]]) -> pd.DataFrame:
+    return pd.DataFrame({"sample_id": [i for i, _ in mapping], "outcome": [o for _, o in mapping], "raw": ["r"] * len(mapping)})
+
+
+def test_join_attaches_each_samples_own_outcome():
+    ids = ["s3", "s1", "s2"]
+    given_outcomes = [("s1", "fear"), ("s2", "refused"), ("s3", "anger")]
+    joined = join_outcomes(samples(ids), outcomes(given_outcomes), model="m", dataset="d")
+    assert joined["sample_id"].tolist() == ids  # the sample table's order and rows are kept
+    assert dict(zip(joined["sample_id"], joined["outcome"], strict=True)) == dict(given_outcomes)
+    assert list(joined.columns) == ["sample_id", "emotion", "race", "outcome"]
+
+
+def test_join_refuses_duplicate_predictions():
+    given_outcomes = outcomes([("s1", "anger"), ("s2", "fear"), ("s1", "fear"), ("s2", "fear"), ("s3", "fear")])
+    with pytest.raises(ModelError) as info:
+        join_outcomes(samples(["s1", "s2", "s3"]), given_outcomes, model="gpt-4o", dataset="radiate")
+    assert str(info.value) == "model 'gpt-4o' gave more than one prediction for sample(s) s1, s2 of dataset 'radiate'"
+
+
+def test_join_names_at_most_five_duplicates():
+    ids = [f"s{i}" for i in range(8)]
+    given_outcomes = outcomes([(i, "anger") for i in ids] * 2)
+    with pytest.raises(ModelError, match=re.escape("for sample(s) s0, s1, s2, s3, s4 of dataset 'd'")):
+        join_outcomes(samples(ids), given_outcomes, model="m", dataset="d")
+
+
+def test_join_refuses_missing_predictions():
+    with pytest.raises(ModelError) as info:
+        join_outcomes(samples(["s1", "s2", "s3", "s4"]), outcomes([("s1", "anger"), ("s3", "fear")]), model="m", dataset="d")
+    assert str(info.value) == (
+        "model 'm' has no prediction for 2 of 4 samples of dataset 'd' (e.g. s2, s4); every sample must be "
+        "evaluated, mark a failure to answer as refused, unparseable or error"
+    )
+
+
+def test_join_names_at_most_three_missing_samples():
+    ids = [f"s{i}" for i in range(6)]
+    with pytest.raises(ModelError, match=re.escape("no prediction for 5 of 6 samples of dataset 'd' (e.g. s1, s2, s3);")):
+        join_outcomes(samples(ids), outcomes([("s0", "anger")]), model="m", dataset="d")
+
+
+def test_join_refuses_predictions_for_unknown_samples():
+    with pytest.raises(ModelError) as info:
+        join_outcomes(samples(["s1"]), outcomes([("s1", "anger"), ("x9", "fear")]), model="m", dataset="d")
+    assert str(info.value) == (
+        "model 'm' has predictions for 1 sample id(s) that dataset 'd' lacks (e.g. x9); "
+        "are the predictions for another dataset?"
+    )
+
+
+def test_join_reports_duplicates_before_missing_or_extra():
+    with pytest.raises(ModelError, match="more than one prediction for sample"):
+        join_outcomes(samples(["s1", "s2"]), outcomes([("x", "anger"), ("x", "anger")]), model="m", dataset="d")
+
+
+def test_join_reports_missing_before_extra():
+    with pytest.raises(ModelError, match="has no prediction for 1 of 1 samples"):
+        join_outcomes(samples(["s1"]), outcomes([("x", "anger")]), model="m", dataset="d")
+
+
+def test_join_errors_are_fairness_errors_on_one_line():
+    with pytest.raises(FairnessError) as info:
+        join_outcomes(samples(["s1"]), outcomes([]), model="m", dataset="d")
+    assert "\n" not in str(info.value)
