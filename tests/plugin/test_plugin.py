@@ -143,3 +143,40 @@ def test_options_are_documented_in_one_group(pytester):
         "*--fairness-dataset=SPEC*", "*--fairness-model=SPEC*", "*--fairness-thresholds=PATH*",
         "*--fairness-report-dir=DIR*", "*--fairness-seed=N*", "*--fairness-cache-dir=DIR*",
     ])
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        ('[reference]\nrace = "Martian"\n', "*'reference.race' = 'Martian' is not a group of dataset 'toy' (groups: Asian, Black, White)*"),
+        ('[reference]\nrase = "White"\n', "*'reference.rase' names no grouping of dataset 'toy' (groupings: race)*"),
+        ('[groups]\nattributes = ["gender"]\n', "*groups names attribute 'gender', which dataset 'toy' lacks (it has: race)*"),
+        (
+            '[criteria.confusion_ratio]\npairs = ["anger->fear"]\n',
+            "*'criteria.confusion_ratio.pairs' names anger->fear, but dataset 'toy' has only anger, disgust*",
+        ),
+    ],
+)
+def test_policy_that_does_not_fit_the_dataset_is_a_usage_error(pytester, study, policy, message):
+    (pytester.path / "thresholds.toml").write_text('[groups]\nintersections = "none"\n' * ("groups" not in policy) + policy)
+    result = pytester.runpytest(*study)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_fairness_tests_outside_a_fairness_folder_still_fail_cleanly(pytester, monkeypatch):
+    # No --fairness option and a folder not named in fairness_testpaths: the run is only recognised
+    # when a fairness test is collected, and a data error then is one collection error per module.
+    from fer_fairness import pipeline
+    from fer_fairness.errors import DatasetError
+
+    def broken(state):
+        raise DatasetError("manifest faces.csv: no samples")
+
+    monkeypatch.setattr(pipeline, "run", broken)
+    pytester.mkdir("checks")
+    (pytester.path / "checks" / "test_fair.py").write_text(FAIRNESS_TESTS)
+    result = pytester.runpytest("checks")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*fer-fairness: manifest faces.csv: no samples*"])
+    assert "Traceback" not in result.stdout.str()
