@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+
+from fer_fairness._cache import atomic_path
 
 VERDICTS = ("FAIL", "INCONCLUSIVE", "PASS")
 
@@ -64,7 +65,7 @@ def render_html(*, records: list[dict[str, Any]], facts: dict[str, Any]) -> str:
 
 
 def write_html(path: Path, *, records: list[dict[str, Any]], facts: dict[str, Any]) -> Path:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(render_html(records=records, facts=facts), encoding="utf-8")
-    os.replace(tmp, path)
+    page = render_html(records=records, facts=facts)
+    with atomic_path(path) as temporary:
+        temporary.write_text(page, encoding="utf-8")
     return path

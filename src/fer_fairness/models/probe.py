@@ -1,0 +1,289 @@
+"""A linear probe over any image embedder, evaluated out of fold.
+
+Every sample's prediction comes from a model that never saw its subject: the outer cross-validation
+splits by ``subject_id`` and stratifies by emotion x every demographic attribute, and the
+regularisation strength is chosen by an inner cross-validation on the training subjects only.
+The probe knows nothing about the embedder beyond the ``Embedder`` protocol.
+
+Embeddings are cached per (image bytes, embedder name, embedder settings); out-of-fold predictions
+per (embeddings, probe settings, labels and groups, seed). Both are written atomically under a file
+lock, so concurrent pytest-xdist workers compute each entry once and a second run costs nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
+from fer_fairness._cache import atomic_path, digest_of, file_digest, file_lock, stable_key
+from fer_fairness.datasets._table import Dataset
+from fer_fairness.errors import ConfigError, ModelError
+from fer_fairness.models._base import OUTCOME_COLUMNS, PredictContext
+from fer_fairness.specs import Spec, check_options
+
+# Bump when the probe's procedure changes: it is part of every prediction cache key.
+PROBE_VERSION = 1
+FOLD_COLUMN = "fold"
+C_COLUMN = "c"
+HOG_C_GRID = (0.0003, 0.001, 0.003)
+
+
+class Embedder(Protocol):
+    """Images -> one float vector each. ``name`` and ``settings()`` identify the embedding in caches."""
+
+    name: str
+
+    def settings(self) -> Mapping[str, str | int | float]: ...
+
+    def embed(self, paths: Sequence[Path], *, progress: bool) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Out-of-fold outcomes (the outcome columns plus ``fold`` and the ``c`` chosen in that fold)."""
+
+    outcomes: pd.DataFrame
+
+    @property
+    def chosen_c(self) -> dict[int, float]:
+        """The regularisation strength chosen in each outer fold."""
+        pairs = self.outcomes[[FOLD_COLUMN, C_COLUMN]].drop_duplicates()
+        return {int(fold): float(c) for fold, c in pairs.itertuples(index=False)}
+
+
+def strata_labels(samples: pd.DataFrame, attributes: Sequence[str]) -> np.ndarray:
+    """One stratum per emotion x value of every attribute, e.g. ``anger|gender=female|race=Black``."""
+    labels = samples["emotion"].astype(str)
+    for attribute in sorted(attributes):
+        labels = labels + f"|{attribute}=" + samples[attribute].astype(str)
+    return labels.to_numpy()
+
+
+def outer_folds(samples: pd.DataFrame, attributes: Sequence[str], *, n_splits: int, seed: int) -> np.ndarray:
+    """The outer fold (0..n_splits-1) of every row: grouped by subject, stratified by emotion x group."""
+    groups = samples["subject_id"].astype(str).to_numpy()
+    _check_enough_subjects(groups, n_splits, where="outer")
+    folds = np.full(len(samples), -1, dtype=np.int64)
+    for fold, (_, test) in enumerate(_split(strata_labels(samples, attributes), groups, n_splits=n_splits, seed=seed)):
+        folds[test] = fold
+    return folds
+
+
+def inner_splits(strata: np.ndarray, groups: np.ndarray, *, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Train/validation index pairs over the given (training) rows only, grouped by subject."""
+    _check_enough_subjects(groups, n_splits, where="inner")
+    return list(_split(strata, groups, n_splits=n_splits, seed=seed))
+
+
+def _split(strata: np.ndarray, groups: np.ndarray, *, n_splits: int, seed: int):
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        # Fine strata (emotion x every attribute) are often smaller than n_splits in small sets;
+        # the split stays grouped and as balanced as the data allows.
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        yield from splitter.split(np.zeros(len(strata)), strata, groups)
+
+
+def _check_enough_subjects(groups: np.ndarray, n_splits: int, *, where: str) -> None:
+    subjects = len(set(groups))
+    if subjects < n_splits:
+        raise ModelError(
+            f"linear probe: the {where} cross-validation needs at least {n_splits} subjects to split by "
+            f"subject; found {subjects}"
+        )
+
+
+def _fold_seed(seed: int, fold: int) -> int:
+    return int(np.random.SeedSequence([seed, fold]).generate_state(1)[0])
+
+
+class LinearProbe:
+    """A model under test: standardised embeddings -> multinomial logistic regression, out of fold."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        *,
+        name: str | None = None,
+        c_grid: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0),
+        outer_folds: int = 5,
+        inner_folds: int = 3,
+        max_iter: int = 300,
+        tol: float = 1e-3,
+    ) -> None:
+        c_grid = tuple(float(c) for c in c_grid)
+        if not c_grid or any(not np.isfinite(c) or c <= 0 for c in c_grid):
+            raise ModelError(f"linear probe: c_grid must hold one or more positive numbers; got {c_grid!r}")
+        for label, value in (("outer_folds", outer_folds), ("inner_folds", inner_folds)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+                raise ModelError(f"linear probe: {label} must be an integer >= 2; got {value!r}")
+        if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1 or not tol > 0:
+            raise ModelError(f"linear probe: max_iter must be an integer >= 1 and tol > 0; got {max_iter!r}, {tol!r}")
+        self.embedder = embedder
+        self.name = name or f"{embedder.name}-probe"
+        self.c_grid = tuple(sorted(set(c_grid)))
+        self.outer_folds = outer_folds
+        self.inner_folds = inner_folds
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def settings(self) -> dict[str, object]:
+        return {
+            "c_grid": list(self.c_grid),
+            "outer_folds": self.outer_folds,
+            "inner_folds": self.inner_folds,
+            "max_iter": self.max_iter,
+            "tol": self.tol,
+        }
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "kind": "linear-probe",
+            "embedder": self.embedder.name,
+            "embedder_settings": _render(dict(self.embedder.settings())),
+            "probe": _render(self.settings()),
+            "evaluation": "out-of-fold; outer StratifiedGroupKFold by subject; C chosen by inner grouped CV",
+            "scikit-learn": sklearn.__version__,
+        }
+
+    def predict(self, dataset: Dataset, *, context: PredictContext) -> pd.DataFrame:
+        """The outcome table: each sample predicted once, by the fold model that never saw its subject."""
+        return self.cross_validate(dataset, context=context).outcomes[list(OUTCOME_COLUMNS)].copy()
+
+    def cross_validate(self, dataset: Dataset, *, context: PredictContext) -> ProbeResult:
+        """Out-of-fold outcomes with the fold of each sample and the C chosen there (cached)."""
+        features, embedding_key = self._embeddings(dataset, context=context)
+        samples = dataset.samples
+        labels = samples[["sample_id", "emotion", "subject_id", *sorted(dataset.attributes)]].astype(str)
+        key = stable_key(
+            PROBE_VERSION,
+            sklearn.__version__,
+            embedding_key,
+            self.settings(),
+            context.seed,
+            sorted(dataset.attributes),
+            digest_of("\x1f".join(row) for row in labels.itertuples(index=False)),
+        )
+        path = Path(context.cache_dir) / "probe" / f"{_safe(self.name)}-{key}.parquet"
+        if not path.is_file():
+            with file_lock(path.with_suffix(".lock")):
+                if not path.is_file():
+                    outcomes = self._cross_validate(features, dataset, seed=context.seed, progress=context.progress)
+                    with atomic_path(path) as temporary:
+                        outcomes.to_parquet(temporary, index=False)
+        outcomes = pd.read_parquet(path)
+        if list(outcomes["sample_id"]) != list(samples["sample_id"]):
+            raise ModelError(f"linear probe: cached predictions {path} do not match the dataset; delete the file")
+        return ProbeResult(outcomes)
+
+    def embeddings(self, dataset: Dataset, *, context: PredictContext) -> np.ndarray:
+        """The embedder's features for every sample, in table order (cached)."""
+        return self._embeddings(dataset, context=context)[0]
+
+    def _embeddings(self, dataset: Dataset, *, context: PredictContext) -> tuple[np.ndarray, str]:
+        paths = [dataset.root / p for p in dataset.samples["path"]]
+        try:
+            content = digest_of(file_digest(p) for p in paths)
+        except OSError as error:
+            raise ModelError(f"linear probe: cannot read image {error.filename}: {error.strerror}") from error
+        key = stable_key(self.embedder.name, dict(self.embedder.settings()), content)
+        path = Path(context.cache_dir) / "embeddings" / f"{_safe(self.embedder.name)}-{key}.npy"
+        if not path.is_file():
+            with file_lock(path.with_suffix(".lock")):
+                if not path.is_file():
+                    features = np.asarray(self.embedder.embed(paths, progress=context.progress), dtype=np.float32)
+                    if features.ndim != 2 or len(features) != len(paths) or not np.isfinite(features).all():
+                        raise ModelError(
+                            f"linear probe: embedder '{self.embedder.name}' returned an array of shape "
+                            f"{features.shape} (finite: {bool(np.isfinite(features).all())}); "
+                            f"expected ({len(paths)}, d), all finite"
+                        )
+                    with atomic_path(path) as temporary:
+                        np.save(temporary, features)
+        return np.load(path), key
+
+    def _cross_validate(self, features: np.ndarray, dataset: Dataset, *, seed: int, progress: bool) -> pd.DataFrame:
+        samples = dataset.samples
+        features = features.astype(np.float64)
+        emotions = samples["emotion"].astype(str).to_numpy()
+        groups = samples["subject_id"].astype(str).to_numpy()
+        strata = strata_labels(samples, dataset.attributes)
+        folds = outer_folds(samples, dataset.attributes, n_splits=self.outer_folds, seed=seed)
+        outcome = np.empty(len(samples), dtype=object)
+        raw = np.empty(len(samples), dtype=object)
+        chosen = np.empty(len(samples), dtype=np.float64)
+        bar = tqdm(range(self.outer_folds), desc=f"{self.name} folds", unit="fold", disable=not progress,
+                   leave=False, file=sys.stderr)
+        # One BLAS thread per fit: these problems are small, and threads only contend for the cores.
+        with threadpool_limits(limits=1, user_api="blas"), bar:
+            for fold in bar:
+                test = folds == fold
+                train = ~test
+                model, c = self._fit(features[train], emotions[train], strata[train], groups[train],
+                                     seed=_fold_seed(seed, fold))
+                probabilities = model.predict_proba(features[test])
+                best = probabilities.argmax(axis=1)
+                outcome[test] = model.classes_[best]
+                raw[test] = [f"{p:.4f}" for p in probabilities[np.arange(len(best)), best]]
+                chosen[test] = c
+        return pd.DataFrame({
+            "sample_id": samples["sample_id"].astype(str).to_numpy(),
+            "outcome": outcome.astype(str),
+            "raw": raw.astype(str),
+            FOLD_COLUMN: folds,
+            C_COLUMN: chosen,
+        })
+
+    def _fit(self, features: np.ndarray, emotions: np.ndarray, strata: np.ndarray, groups: np.ndarray, *, seed: int):
+        """Fit on one outer fold's training rows; C is chosen by grouped CV within those rows only."""
+        pipeline = Pipeline([
+            ("scale", StandardScaler()),
+            ("classify", LogisticRegression(C=self.c_grid[0], max_iter=self.max_iter, tol=self.tol)),
+        ])
+        if len(self.c_grid) == 1:
+            return pipeline.fit(features, emotions), self.c_grid[0]
+        search = GridSearchCV(
+            pipeline,
+            {"classify__C": list(self.c_grid)},
+            cv=inner_splits(strata, groups, n_splits=self.inner_folds, seed=seed),
+            scoring="accuracy",
+            refit=True,
+            error_score="raise",
+        )
+        search.fit(features, emotions)
+        return search.best_estimator_, float(search.best_params_["classify__C"])
+
+
+def hog_probe(spec: Spec) -> LinearProbe:
+    """Registry entry for ``hog-probe``: the linear probe on HOG features, the offline default model."""
+    check_options(spec, (), what="model")
+    if spec.target:
+        raise ConfigError(f"model '{spec.text}': hog-probe takes no target; write just 'hog-probe'")
+    from fer_fairness.models.hog import HogEmbedder  # the probe itself stays embedder-agnostic
+
+    # HOG features are many and weak: strong regularisation wins (the inner CV picks within this).
+    return LinearProbe(HogEmbedder(), c_grid=HOG_C_GRID)
+
+
+def _safe(name: str) -> str:
+    """A model or embedder name as a file-name fragment (names may hold ':' '/' '@')."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
+
+
+def _render(values: Mapping[str, object]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in sorted(values.items()))
