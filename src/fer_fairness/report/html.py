@@ -10,6 +10,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from fer_fairness._cache import atomic_path
+from fer_fairness.config import CRITERIA
 
 VERDICTS = ("FAIL", "INCONCLUSIVE", "PASS")
 
@@ -41,18 +42,18 @@ def _num(value: Any, digits: int = 3) -> str:
 def _matrix(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Verdict counts per (model, dataset) x criterion."""
     cells: dict[tuple[str, str], dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
-    criteria: list[str] = []
     for r in records:
         cells[(r["model"], r["dataset"])][r["criterion"]][r["verdict"]] += 1
-        if r["criterion"] not in criteria:
-            criteria.append(r["criterion"])
+    present = {r["criterion"] for r in records}
+    criteria = [c for c in CRITERIA if c in present] + sorted(present - set(CRITERIA))
     return {"criteria": criteria, "rows": [(m, d, cells[(m, d)]) for (m, d) in sorted(cells)]}
 
 
 def render_html(*, records: list[dict[str, Any]], facts: dict[str, Any]) -> str:
-    by_criterion: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_criterion: dict[str, list[dict[str, Any]]] = {name: [] for name in CRITERIA}  # the policy's order
     for r in sorted(records, key=lambda r: (VERDICTS.index(r["verdict"]), r["test_id"])):
-        by_criterion[r["criterion"]].append(r)
+        by_criterion.setdefault(r["criterion"], []).append(r)
+    by_criterion = {name: rows for name, rows in by_criterion.items() if rows}
     template = _environment().get_template("report.html.j2")
     return template.render(
         facts=facts,
