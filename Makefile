@@ -18,6 +18,7 @@ fairness: $(VENV)/.installed
 	$(PY) -m pytest fairness_tests
 
 test: $(VENV)/.installed
+	$(PY) -m ruff check src tests fairness_tests benchmarks conftest.py
 	$(PY) -m pytest tests -m "not slow"
 
 test-all: $(VENV)/.installed

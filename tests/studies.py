@@ -28,7 +28,9 @@ def write_study(
             sample_id = f"s{len(rows):05d}"
             path = f"images/{sample_id}.png"
             Image.new("L", (2, 2), color=len(rows) % 256).save(root / path)
-            rows.append({"sample_id": sample_id, "path": path, "emotion": emotion, "subject_id": sample_id, **attributes})
+            rows.append(
+                {"sample_id": sample_id, "path": path, "emotion": emotion, "subject_id": sample_id, **attributes}
+            )
             predictions.append({"sample_id": sample_id, "prediction": outcome})
     manifest = root / f"{name}.csv"
     pd.DataFrame(rows).to_csv(manifest, index=False)

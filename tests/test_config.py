@@ -21,8 +21,7 @@ CRITERIA_LIST = (
     "accuracy_floor, association, association_stratified"
 )
 INTERSECTIONS_ALLOWED = (
-    '"none", "all-pairs" or a non-empty list of lists of two or more distinct attributes, '
-    'such as [["race", "gender"]]'
+    '"none", "all-pairs" or a non-empty list of lists of two or more distinct attributes, such as [["race", "gender"]]'
 )
 PAIRS_ALLOWED = (
     '"all" or a non-empty list of "true->wrong" pairs of two different emotions '
@@ -85,7 +84,9 @@ def test_shipped_file_equals_builtin_defaults_in_every_field():
     compared = [f.name for f in dataclasses.fields(Thresholds) if f.name not in ("source", "digest")]
     assert compared, "Thresholds has no policy fields?"
     for name in compared:
-        assert getattr(shipped, name) == getattr(builtin, name), f"thresholds.toml and the built-in default differ in {name}"
+        assert getattr(shipped, name) == getattr(builtin, name), (
+            f"thresholds.toml and the built-in default differ in {name}"
+        )
 
 
 def test_builtin_defaults_are_the_documented_values():
@@ -175,11 +176,19 @@ def test_empty_file_gives_the_defaults(tmp_path):
             id="floor-has-a-minimum-not-a-tolerance",
         ),
         pytest.param(
-            '[settings]\nalpha = "0.05"\n', "'settings.alpha' must be a number in (0, 0.5]; got '0.05'", id="alpha-string"
+            '[settings]\nalpha = "0.05"\n',
+            "'settings.alpha' must be a number in (0, 0.5]; got '0.05'",
+            id="alpha-string",
         ),
-        pytest.param("[settings]\nalpha = 0.7\n", "'settings.alpha' must be a number in (0, 0.5]; got 0.7", id="alpha-high"),
-        pytest.param("[settings]\nalpha = 0\n", "'settings.alpha' must be a number in (0, 0.5]; got 0", id="alpha-zero"),
-        pytest.param("[settings]\nalpha = nan\n", "'settings.alpha' must be a number in (0, 0.5]; got nan", id="alpha-nan"),
+        pytest.param(
+            "[settings]\nalpha = 0.7\n", "'settings.alpha' must be a number in (0, 0.5]; got 0.7", id="alpha-high"
+        ),
+        pytest.param(
+            "[settings]\nalpha = 0\n", "'settings.alpha' must be a number in (0, 0.5]; got 0", id="alpha-zero"
+        ),
+        pytest.param(
+            "[settings]\nalpha = nan\n", "'settings.alpha' must be a number in (0, 0.5]; got nan", id="alpha-nan"
+        ),
         pytest.param(
             "[criteria.accuracy_gap]\ntolerance = 0\n",
             "'criteria.accuracy_gap.tolerance' must be a number in (0, 1]; got 0",
@@ -200,15 +209,21 @@ def test_empty_file_gives_the_defaults(tmp_path):
             "'criteria.accuracy_floor.minimum' must be a number in [0, 1); got 1.0",
             id="floor-one",
         ),
-        pytest.param("[settings]\npower = 1.0\n", "'settings.power' must be a number in [0.5, 1); got 1.0", id="power-one"),
-        pytest.param("[settings]\npower = 0.4\n", "'settings.power' must be a number in [0.5, 1); got 0.4", id="power-low"),
+        pytest.param(
+            "[settings]\npower = 1.0\n", "'settings.power' must be a number in [0.5, 1); got 1.0", id="power-one"
+        ),
+        pytest.param(
+            "[settings]\npower = 0.4\n", "'settings.power' must be a number in [0.5, 1); got 0.4", id="power-low"
+        ),
         pytest.param(
             "[settings]\nmin_group_size = true\n",
             "'settings.min_group_size' must be an integer in [1, 1000000]; got True",
             id="bool-for-integer",
         ),
         pytest.param(
-            "[settings]\nalpha = true\n", "'settings.alpha' must be a number in (0, 0.5]; got True", id="bool-for-number"
+            "[settings]\nalpha = true\n",
+            "'settings.alpha' must be a number in (0, 0.5]; got True",
+            id="bool-for-number",
         ),
         pytest.param(
             "[settings]\nmin_group_size = 30.0\n",
@@ -221,7 +236,9 @@ def test_empty_file_gives_the_defaults(tmp_path):
             id="resamples-low",
         ),
         pytest.param(
-            '[settings]\nmode = "strict"\n', "'settings.mode' must be one of \"harm\", \"equivalence\"; got 'strict'", id="mode"
+            '[settings]\nmode = "strict"\n',
+            "'settings.mode' must be one of \"harm\", \"equivalence\"; got 'strict'",
+            id="mode",
         ),
         pytest.param(
             '[settings]\ncorrection = "bonferroni"\n',
@@ -239,7 +256,9 @@ def test_empty_file_gives_the_defaults(tmp_path):
             id="enabled-string",
         ),
         pytest.param(
-            "[criteria.recall_gap]\nowner = 3\n", "'criteria.recall_gap.owner' must be a string; got 3", id="owner-number"
+            "[criteria.recall_gap]\nowner = 3\n",
+            "'criteria.recall_gap.owner' must be a string; got 3",
+            id="owner-number",
         ),
         pytest.param(
             '[groups]\nintersections = "some"\n',
@@ -318,15 +337,24 @@ def test_empty_file_gives_the_defaults(tmp_path):
         ),
         pytest.param(
             '[criteria.accuracy_gap]\npairs = ["anger->disgust"]\n',
-            "'criteria.accuracy_gap.pairs' must be one of the known keys (enabled, owner, rationale, tolerance); got 'pairs'",
+            "'criteria.accuracy_gap.pairs' must be one of the known keys "
+            "(enabled, owner, rationale, tolerance); got 'pairs'",
             id="pairs-only-for-confusion-ratio",
         ),
-        pytest.param("[reference]\nrace = 1\n", "'reference.race' must be a group name (string); got 1", id="reference-number"),
-        pytest.param('[reference]\nrace = ""\n', "'reference.race' must be a group name (string); got ''", id="reference-blank"),
-        pytest.param("reference = 3\n", "'reference' must be a table of attribute = group; got 3", id="reference-not-table"),
+        pytest.param(
+            "[reference]\nrace = 1\n", "'reference.race' must be a group name (string); got 1", id="reference-number"
+        ),
+        pytest.param(
+            '[reference]\nrace = ""\n', "'reference.race' must be a group name (string); got ''", id="reference-blank"
+        ),
+        pytest.param(
+            "reference = 3\n", "'reference' must be a table of attribute = group; got 3", id="reference-not-table"
+        ),
         pytest.param("settings = 1\n", "'settings' must be a table; got 1", id="settings-not-table"),
         pytest.param("criteria = 1\n", "'criteria' must be a table of criteria; got 1", id="criteria-not-table"),
-        pytest.param("[criteria]\naccuracy_gap = 3\n", "'criteria.accuracy_gap' must be a table; got 3", id="criterion-not-table"),
+        pytest.param(
+            "[criteria]\naccuracy_gap = 3\n", "'criteria.accuracy_gap' must be a table; got 3", id="criterion-not-table"
+        ),
     ],
 )
 def test_invalid_values_stop_with_one_exact_line(tmp_path, text, tail):
@@ -347,7 +375,7 @@ def test_malformed_toml(tmp_path):
 
 def test_toml_that_is_not_utf8(tmp_path):
     path = tmp_path / "thresholds.toml"
-    path.write_bytes(b"[settings]\nmode = \"\xff\"\n")
+    path.write_bytes(b'[settings]\nmode = "\xff"\n')
     with pytest.raises(ConfigError) as info:
         load_thresholds(path)
     assert str(info.value).startswith(f"{path}: not valid TOML (")
@@ -458,7 +486,8 @@ def test_explicit_intersections_become_tuples(tmp_path):
 
 def test_explicit_all_keywords(tmp_path):
     loaded = load_text(
-        tmp_path, '[groups]\nattributes = "all"\nintersections = "all-pairs"\n[criteria.confusion_ratio]\npairs = "all"\n'
+        tmp_path,
+        '[groups]\nattributes = "all"\nintersections = "all-pairs"\n[criteria.confusion_ratio]\npairs = "all"\n',
     )
     assert loaded.attributes is None
     assert loaded.intersections == "all-pairs"

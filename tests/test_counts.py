@@ -187,13 +187,13 @@ def test_non_string_attribute_values_are_counted_as_text():
 
 
 def samples(ids) -> pd.DataFrame:
-    return pd.DataFrame(
-        {"sample_id": list(ids), "emotion": ["anger"] * len(ids), "race": ["Black"] * len(ids)}
-    )
+    return pd.DataFrame({"sample_id": list(ids), "emotion": ["anger"] * len(ids), "race": ["Black"] * len(ids)})
 
 
 def outcomes(mapping: list[tuple[str, str]]) -> pd.DataFrame:
-    return pd.DataFrame({"sample_id": [i for i, _ in mapping], "outcome": [o for _, o in mapping], "raw": ["r"] * len(mapping)})
+    return pd.DataFrame(
+        {"sample_id": [i for i, _ in mapping], "outcome": [o for _, o in mapping], "raw": ["r"] * len(mapping)}
+    )
 
 
 def test_join_attaches_each_samples_own_outcome():
@@ -221,7 +221,9 @@ def test_join_names_at_most_five_duplicates():
 
 def test_join_refuses_missing_predictions():
     with pytest.raises(ModelError) as info:
-        join_outcomes(samples(["s1", "s2", "s3", "s4"]), outcomes([("s1", "anger"), ("s3", "fear")]), model="m", dataset="d")
+        join_outcomes(
+            samples(["s1", "s2", "s3", "s4"]), outcomes([("s1", "anger"), ("s3", "fear")]), model="m", dataset="d"
+        )
     assert str(info.value) == (
         "model 'm' has no prediction for 2 of 4 samples of dataset 'd' (e.g. s2, s4); every sample must be "
         "evaluated, mark a failure to answer as refused, unparseable or error"
@@ -230,7 +232,9 @@ def test_join_refuses_missing_predictions():
 
 def test_join_names_at_most_three_missing_samples():
     ids = [f"s{i}" for i in range(6)]
-    with pytest.raises(ModelError, match=re.escape("no prediction for 5 of 6 samples of dataset 'd' (e.g. s1, s2, s3);")):
+    with pytest.raises(
+        ModelError, match=re.escape("no prediction for 5 of 6 samples of dataset 'd' (e.g. s1, s2, s3);")
+    ):
         join_outcomes(samples(ids), outcomes([("s0", "anger")]), model="m", dataset="d")
 
 

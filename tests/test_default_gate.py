@@ -16,13 +16,16 @@ def test_default_run_fails_skin_tone_passes_gender_and_leaves_small_groups_open(
         f"--rootdir={REPO}",
         f"--fairness-cache-dir={tmp_path / 'cache'}",
         f"--fairness-report-dir={reports}",
-        "-p", "no:cacheprovider",
+        "-p",
+        "no:cacheprovider",
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED  # the gate closes: the default has a real disparity
     outcomes = result.parseoutcomes()
     assert outcomes["failed"] >= 1 and outcomes["passed"] >= 1 and outcomes["skipped"] >= 1
 
-    tests = {t["criterion"] + "|" + t["test_id"]: t for t in json.loads((reports / "fairness.json").read_text())["tests"]}
+    tests = {
+        t["criterion"] + "|" + t["test_id"]: t for t in json.loads((reports / "fairness.json").read_text())["tests"]
+    }
     dark = tests["accuracy_gap|hog-probe|synthetic|skin_tone=dark~light"]
     assert dark["verdict"] == "FAIL" and dark["estimate"] < -0.10 and dark["outcome"] == "failed"
     gender = tests["accuracy_gap|hog-probe|synthetic|gender=male~female"]

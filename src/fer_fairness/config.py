@@ -116,7 +116,7 @@ def _pairs(default: Any) -> _Rule:
 
     return _Rule(
         '"all" or a non-empty list of "true->wrong" pairs of two different emotions '
-        f"({', '.join(EMOTIONS)}), such as [\"anger->disgust\"]",
+        f'({", ".join(EMOTIONS)}), such as ["anger->disgust"]',
         check,
         default,
     )

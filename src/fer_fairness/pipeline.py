@@ -48,8 +48,10 @@ def _load_dataset(state: RunState, spec: Spec) -> Dataset:
     loader = DATASETS.factory(spec.kind)
     return loader(spec, cache_dir=state.cache_dir, seed=state.seed, progress=state.progress)
 
+
 def _build_model(spec: Spec) -> Model:
     return MODELS.factory(spec.kind)(spec)
+
 
 def _tables(state: RunState, model: str, dataset: Dataset, joined: pd.DataFrame) -> list[Table]:
     groupings = _groupings(state.thresholds, dataset)
@@ -58,14 +60,23 @@ def _tables(state: RunState, model: str, dataset: Dataset, joined: pd.DataFrame)
         tensor = build_counts(joined, attributes=attributes, labels=dataset.emotions)
         reference = _reference(state.thresholds, dataset, tensor.attribute, tensor.groups, tensor.group_sizes())
         tables.append(
-            Table(model=model, dataset=dataset.name, tensor=tensor, pairs=_pairs(state.thresholds, tensor.groups, reference))
+            Table(
+                model=model,
+                dataset=dataset.name,
+                tensor=tensor,
+                pairs=_pairs(state.thresholds, tensor.groups, reference),
+            )
         )
     return tables
+
 
 def _groupings(t: Thresholds, dataset: Dataset) -> list[tuple[str, ...]]:
     """Each attribute alone, then the declared intersections, all checked against the dataset."""
     attributes = t.attributes if t.attributes is not None else dataset.attributes
-    for name in (*attributes, *itertools.chain.from_iterable(() if isinstance(t.intersections, str) else t.intersections)):
+    for name in (
+        *attributes,
+        *itertools.chain.from_iterable(() if isinstance(t.intersections, str) else t.intersections),
+    ):
         if name not in dataset.attributes:
             raise ConfigError(
                 f"{t.source}: groups names attribute '{name}', which dataset '{dataset.name}' lacks "
@@ -95,6 +106,7 @@ def _groupings(t: Thresholds, dataset: Dataset) -> list[tuple[str, ...]]:
             )
     return groupings
 
+
 def _reference(t: Thresholds, dataset: Dataset, attribute: str, groups: tuple[str, ...], sizes: dict[str, int]) -> str:
     configured = t.reference.get(attribute)
     if configured is None:
@@ -106,12 +118,14 @@ def _reference(t: Thresholds, dataset: Dataset, attribute: str, groups: tuple[st
         )
     return configured
 
+
 def _pairs(t: Thresholds, groups: tuple[str, ...], reference: str) -> tuple[tuple[str, str], ...]:
     pairs = [(g, reference) for g in groups if g != reference]
     if t.comparisons == "all-pairs":
         others = [g for g in groups if g != reference]
         pairs += list(itertools.combinations(others, 2))
     return tuple(pairs)
+
 
 def _facts(state: RunState, datasets: list[Dataset], models: list[Model]) -> dict[str, Any]:
     versions = {}
@@ -167,4 +181,3 @@ def _unique(what: str, names: list[str]) -> None:
     seen = {n for n in names if names.count(n) > 1}
     if seen:
         raise ConfigError(f"two {what}s are named {', '.join(sorted(seen))}; give one a distinct ?name=")
-

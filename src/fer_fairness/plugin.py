@@ -135,8 +135,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [
         f"fer-fairness: thresholds {t.source} (mode {t.mode}, alpha {t.alpha:g}, {t.correction} per {t.family}), "
         f"seed {state.seed}",
-        "fer-fairness: datasets " + ", ".join(s.text for s in state.dataset_specs)
-        + "; models " + ", ".join(s.text for s in state.model_specs),
+        "fer-fairness: datasets "
+        + ", ".join(s.text for s in state.dataset_specs)
+        + "; models "
+        + ", ".join(s.text for s in state.model_specs),
     ]
 
 

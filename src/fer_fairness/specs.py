@@ -38,8 +38,7 @@ class Registry:
             close = difflib.get_close_matches(kind, self.entries, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise ConfigError(
-                f"unknown {self.what} kind '{kind}' in '{text}'{hint} "
-                f"(known: {', '.join(self.usage.values())})"
+                f"unknown {self.what} kind '{kind}' in '{text}'{hint} (known: {', '.join(self.usage.values())})"
             )
         target, _, query = rest.partition("?")
         # Split by hand rather than parse_qsl: a "+" in a value is literal here (group names use it).

@@ -12,7 +12,9 @@ from fer_fairness.criteria.evaluate import Table
 from fer_fairness.labels import NON_ANSWERS
 
 
-def policy(*, only: tuple[str, ...] = (), settings: dict[str, Any] | None = None, **criteria: dict[str, Any]) -> Thresholds:
+def policy(
+    *, only: tuple[str, ...] = (), settings: dict[str, Any] | None = None, **criteria: dict[str, Any]
+) -> Thresholds:
     """A policy with only the named criteria enabled (all when ``only`` is empty)."""
     tables = {name: dict(criteria.get(name, {})) for name in CRITERIA}
     for name in CRITERIA:

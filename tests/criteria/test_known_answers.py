@@ -61,8 +61,16 @@ def test_accuracy_gap_fails_with_every_number_in_the_message():
     [record] = evaluate([study], thresholds=policy(only=("accuracy_gap",)), seed=0)
     assert record.verdict is Verdict.FAIL
     assert record.estimate == pytest.approx(120 / 200 - 170 / 200)
-    for fact in ("accuracy difference", "race=Black vs White", "estimate -0.250", "95% CI [", "p = ",
-                 "Holm adjusted p = ", "threshold |difference| <= 0.05", "n Black=200, White=200"):
+    for fact in (
+        "accuracy difference",
+        "race=Black vs White",
+        "estimate -0.250",
+        "95% CI [",
+        "p = ",
+        "Holm adjusted p = ",
+        "threshold |difference| <= 0.05",
+        "n Black=200, White=200",
+    ):
         assert fact in record.reason
 
 

@@ -11,8 +11,15 @@ BAND = Band(low=-0.05, high=0.05)
 
 def _decide(mode, estimate, low, high, p_adjusted=1.0, power=None):
     return decide(
-        mode=mode, band=BAND, estimate=estimate, ci_low=low, ci_high=high,
-        p_adjusted=p_adjusted, alpha=0.05, power=power, target_power=0.8,
+        mode=mode,
+        band=BAND,
+        estimate=estimate,
+        ci_low=low,
+        ci_high=high,
+        p_adjusted=p_adjusted,
+        alpha=0.05,
+        power=power,
+        target_power=0.8,
     )
 
 

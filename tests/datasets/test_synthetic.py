@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from fer_fairness.datasets import DATASETS
-from fer_fairness.datasets import synthetic
+from fer_fairness.datasets import DATASETS, synthetic
 from fer_fairness.datasets._table import validate_samples
 from fer_fairness.datasets.synthetic import DEFAULT_SPEC, SyntheticSpec, load_synthetic
 from fer_fairness.errors import ConfigError, DatasetError
@@ -53,7 +52,9 @@ def test_sample_table_is_valid_and_points_at_grayscale_images(tmp_path):
     assert dataset.name == "synthetic"
     assert samples["sample_id"].is_unique
     assert {c for c in samples.columns if c.startswith("source_")} == {
-        "source_intensity", "source_lighting", "source_skin_luminance"
+        "source_intensity",
+        "source_lighting",
+        "source_skin_luminance",
     }
     for row in samples.itertuples():
         with Image.open(dataset.root / row.path) as image:
@@ -156,12 +157,14 @@ def face_contrast(dataset) -> pd.DataFrame:
         n = pixels.shape[0]
         box = pixels[int(0.35 * n) : int(0.8 * n), int(0.25 * n) : int(0.75 * n)]
         corners = np.concatenate([pixels[:6, :6], pixels[:6, -6:]], axis=1)
-        rows.append({
-            "skin_tone": row.skin_tone,
-            "gender": row.gender,
-            "contrast": (np.median(box) - np.percentile(box, 3)) / row.source_lighting,
-            "noise": np.diff(corners, axis=1).std() / np.sqrt(2),
-        })
+        rows.append(
+            {
+                "skin_tone": row.skin_tone,
+                "gender": row.gender,
+                "contrast": (np.median(box) - np.percentile(box, 3)) / row.source_lighting,
+                "noise": np.diff(corners, axis=1).std() / np.sqrt(2),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -233,7 +236,9 @@ def test_progress_bar_goes_to_stderr(tmp_path, capsys):
 
 def test_cache_folder_name_holds_version_and_spec(tmp_path):
     a = load_synthetic(cache_dir=tmp_path, seed=0, spec=TINY, progress=False)
-    b = load_synthetic(cache_dir=tmp_path, seed=0, spec=SyntheticSpec(subjects=TINY.subjects, variants=2), progress=False)
+    b = load_synthetic(
+        cache_dir=tmp_path, seed=0, spec=SyntheticSpec(subjects=TINY.subjects, variants=2), progress=False
+    )
     assert a.root.parent == b.root.parent == tmp_path
     assert a.root != b.root
     assert os.path.basename(a.root).startswith(f"synthetic-v{synthetic.VERSION}-")

@@ -39,8 +39,14 @@ def test_other_sizes_and_colour_images_are_resized_to_gray(tmp_path):
 
 def test_settings_identify_the_features():
     settings = HogEmbedder(cell_size=6).settings()
-    assert settings == {"image_size": 48, "cell_size": 6, "block_size": 2, "orientations": 9, "block_norm": "L2-Hys",
-                        "scikit-image": skimage.__version__}
+    assert settings == {
+        "image_size": 48,
+        "cell_size": 6,
+        "block_size": 2,
+        "orientations": 9,
+        "block_norm": "L2-Hys",
+        "scikit-image": skimage.__version__,
+    }
     assert HogEmbedder().settings() != settings
     assert HogEmbedder.name == "hog"
 

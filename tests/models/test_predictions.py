@@ -98,7 +98,9 @@ def test_non_answers_are_kept(tmp_path):
 def test_parquet_predictions(tmp_path):
     path = tmp_path / "vendor.parquet"
     pq.write_table(
-        pa.table({"sample_id": ["s1", "s2", "s3"], "prediction": ["Happiness", None, "error"], "score": [0.9, 0.1, 0.0]}),
+        pa.table(
+            {"sample_id": ["s1", "s2", "s3"], "prediction": ["Happiness", None, "error"], "score": [0.9, 0.1, 0.0]}
+        ),
         path,
     )
     model = build(path)
@@ -133,7 +135,11 @@ def test_at_most_five_unknown_labels_are_listed(tmp_path):
 
 @pytest.mark.parametrize(
     ("header", "missing"),
-    [(["sample_id", "label"], "prediction"), (["id", "prediction"], "sample_id"), (["id", "label"], "sample_id, prediction")],
+    [
+        (["sample_id", "label"], "prediction"),
+        (["id", "prediction"], "sample_id"),
+        (["id", "label"], "sample_id, prediction"),
+    ],
 )
 def test_missing_columns(tmp_path, header, missing):
     path = write_csv(tmp_path / "p.csv", header, [["s1", "anger"]])
@@ -161,7 +167,10 @@ def test_dataset_with_no_rows_is_an_error(tmp_path):
     model = build(path)
     with pytest.raises(ModelError) as info:
         predict(model, dataset("faceplace", ["s1"], tmp_path), tmp_path)
-    assert str(info.value) == f"predictions {path}: no rows for dataset 'faceplace' in its dataset column (has: cfd, radiate)"
+    assert (
+        str(info.value)
+        == f"predictions {path}: no rows for dataset 'faceplace' in its dataset column (has: cfd, radiate)"
+    )
 
 
 def test_without_a_dataset_column_every_row_is_offered(tmp_path):

@@ -31,16 +31,19 @@ def make_dataset(root: Path, *, subjects: int = 24, repeats: int = 2) -> Dataset
             for r in range(repeats):
                 sample_id = f"p{s:02d}-{emotion}-{r}"
                 (root / f"{sample_id}.bin").write_text(sample_id)
-                rows.append({
-                    "sample_id": sample_id,
-                    "path": f"{sample_id}.bin",
-                    "emotion": emotion,
-                    "subject_id": f"p{s:02d}",
-                    "gender": ("female", "male")[s % 2],
-                    "tone": ("a", "b")[(s // 2) % 2],
-                })
-    return Dataset(name="toy", root=root, samples=pd.DataFrame(rows), attributes=("gender", "tone"),
-                   emotions=BASIC_SEVEN)
+                rows.append(
+                    {
+                        "sample_id": sample_id,
+                        "path": f"{sample_id}.bin",
+                        "emotion": emotion,
+                        "subject_id": f"p{s:02d}",
+                        "gender": ("female", "male")[s % 2],
+                        "tone": ("a", "b")[(s // 2) % 2],
+                    }
+                )
+    return Dataset(
+        name="toy", root=root, samples=pd.DataFrame(rows), attributes=("gender", "tone"), emotions=BASIC_SEVEN
+    )
 
 
 class TableEmbedder:

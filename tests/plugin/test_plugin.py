@@ -7,7 +7,7 @@ import pytest
 
 from tests.studies import write_study
 
-FAIRNESS_TESTS = '''
+FAIRNESS_TESTS = """
 import pytest
 from fer_fairness.gate import gate
 
@@ -18,7 +18,7 @@ def test_accuracy_gap(fairness_record):
 @pytest.mark.fairness("confusion_ratio")
 def test_confusion_ratio(fairness_record):
     gate(fairness_record)
-'''
+"""
 
 ONLY_TWO = """
 [settings]
@@ -34,18 +34,25 @@ pairs = ["anger->disgust"]
 def study(pytester):
     """Black faces: accuracy 0.55; White: 0.85 (a clear gap); Asian: only 12 faces."""
     cells = [
-        ({"race": "Black"}, "anger", "anger", 110), ({"race": "Black"}, "anger", "disgust", 90),
-        ({"race": "White"}, "anger", "anger", 170), ({"race": "White"}, "anger", "disgust", 30),
-        ({"race": "Asian"}, "anger", "anger", 10), ({"race": "Asian"}, "anger", "refused", 2),
-        ({"race": "Black"}, "disgust", "disgust", 50), ({"race": "White"}, "disgust", "disgust", 60),
+        ({"race": "Black"}, "anger", "anger", 110),
+        ({"race": "Black"}, "anger", "disgust", 90),
+        ({"race": "White"}, "anger", "anger", 170),
+        ({"race": "White"}, "anger", "disgust", 30),
+        ({"race": "Asian"}, "anger", "anger", 10),
+        ({"race": "Asian"}, "anger", "refused", 2),
+        ({"race": "Black"}, "disgust", "disgust", 50),
+        ({"race": "White"}, "disgust", "disgust", 60),
         ({"race": "Asian"}, "disgust", "disgust", 5),
     ]
     manifest, predictions = write_study(pytester.path, cells)
     pytester.mkdir("fairness_tests")
     (pytester.path / "fairness_tests" / "test_fair.py").write_text(FAIRNESS_TESTS)
     (pytester.path / "thresholds.toml").write_text(ONLY_TWO)
-    return ["fairness_tests", f"--fairness-dataset=manifest:{manifest}?name=toy",
-            f"--fairness-model=predictions:{predictions}?name=vendor-x"]
+    return [
+        "fairness_tests",
+        f"--fairness-dataset=manifest:{manifest}?name=toy",
+        f"--fairness-model=predictions:{predictions}?name=vendor-x",
+    ]
 
 
 def test_ids_verdicts_and_reports(pytester, study):
@@ -63,15 +70,20 @@ def test_ids_verdicts_and_reports(pytester, study):
     document = json.loads((reports / "fairness.json").read_text())
     assert document["schema_version"] == "1.0"
     assert {t["test_id"] for t in document["tests"]} == {
-        "vendor-x|toy|race=Black~White", "vendor-x|toy|race=Asian~White",
-        "vendor-x|toy|race=Black~White|anger->disgust", "vendor-x|toy|race=Asian~White|anger->disgust",
+        "vendor-x|toy|race=Black~White",
+        "vendor-x|toy|race=Asian~White",
+        "vendor-x|toy|race=Black~White|anger->disgust",
+        "vendor-x|toy|race=Asian~White|anger->disgust",
     }
     assert document["run"]["datasets"]["toy"]["images"] == 527
     assert "<html" in (reports / "fairness.html").read_text()
 
     suite = ET.parse(reports / "junit.xml").getroot()
     cases = {c.get("name"): c for c in suite.iter("testcase")}
-    props = {p.get("name"): p.get("value") for p in cases["test_accuracy_gap[vendor-x|toy|race=Black~White]"].iter("property")}
+    props = {
+        p.get("name"): p.get("value")
+        for p in cases["test_accuracy_gap[vendor-x|toy|race=Black~White]"].iter("property")
+    }
     assert props["n[Black]"] == "250" and props["n[White]"] == "260"
     assert props["verdict"] == "FAIL" and props["estimate"] == f"{160 / 250 - 230 / 260:.6g}"
     assert {"ci_low", "ci_high", "p", "p_adjusted", "threshold"} <= set(props)
@@ -80,7 +92,7 @@ def test_ids_verdicts_and_reports(pytester, study):
 
 
 def test_inconclusive_can_be_made_a_failure(pytester, study):
-    (pytester.path / "thresholds.toml").write_text(ONLY_TWO + '\n' + "")
+    (pytester.path / "thresholds.toml").write_text(ONLY_TWO + "\n" + "")
     text = ONLY_TWO.replace("min_group_size = 30", 'min_group_size = 30\ninconclusive = "fail"')
     (pytester.path / "thresholds.toml").write_text(text)
     result = pytester.runpytest(*study)
@@ -101,9 +113,15 @@ def test_one_report_under_xdist(pytester, study):
     ("args", "message"),
     [
         (["--fairness-seed=-3"], "*--fairness-seed: must be a non-negative integer, got '-3'*"),
-        (["--fairness-dataset=manifset:x.csv"], "*unknown dataset kind 'manifset' in 'manifset:x.csv'; did you mean 'manifest'?*"),
+        (
+            ["--fairness-dataset=manifset:x.csv"],
+            "*unknown dataset kind 'manifset' in 'manifset:x.csv'; did you mean 'manifest'?*",
+        ),
         (["--fairness-model=predictons:x.csv"], "*unknown model kind 'predictons'*did you mean 'predictions'?*"),
-        (["--fairness-thresholds=missing.toml"], "*missing.toml: cannot read the thresholds file (No such file or directory)*"),
+        (
+            ["--fairness-thresholds=missing.toml"],
+            "*missing.toml: cannot read the thresholds file (No such file or directory)*",
+        ),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_4(pytester, args, message):
@@ -138,19 +156,31 @@ def test_unrelated_runs_write_no_reports(pytester):
 
 def test_options_are_documented_in_one_group(pytester):
     result = pytester.runpytest("--help")
-    result.stdout.fnmatch_lines([
-        "fer-fairness: demographic fairness gate for FER models:",
-        "*--fairness-dataset=SPEC*", "*--fairness-model=SPEC*", "*--fairness-thresholds=PATH*",
-        "*--fairness-report-dir=DIR*", "*--fairness-seed=N*", "*--fairness-cache-dir=DIR*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "fer-fairness: demographic fairness gate for FER models:",
+            "*--fairness-dataset=SPEC*",
+            "*--fairness-model=SPEC*",
+            "*--fairness-thresholds=PATH*",
+            "*--fairness-report-dir=DIR*",
+            "*--fairness-seed=N*",
+            "*--fairness-cache-dir=DIR*",
+        ]
+    )
 
 
 @pytest.mark.parametrize(
     ("policy", "message"),
     [
-        ('[reference]\nrace = "Martian"\n', "*'reference.race' = 'Martian' is not a group of dataset 'toy' (groups: Asian, Black, White)*"),
+        (
+            '[reference]\nrace = "Martian"\n',
+            "*'reference.race' = 'Martian' is not a group of dataset 'toy' (groups: Asian, Black, White)*",
+        ),
         ('[reference]\nrase = "White"\n', "*'reference.rase' names no grouping of dataset 'toy' (groupings: race)*"),
-        ('[groups]\nattributes = ["gender"]\n', "*groups names attribute 'gender', which dataset 'toy' lacks (it has: race)*"),
+        (
+            '[groups]\nattributes = ["gender"]\n',
+            "*groups names attribute 'gender', which dataset 'toy' lacks (it has: race)*",
+        ),
         (
             '[criteria.confusion_ratio]\npairs = ["anger->fear"]\n',
             "*'criteria.confusion_ratio.pairs' names anger->fear, but dataset 'toy' has only anger, disgust*",
@@ -158,7 +188,9 @@ def test_options_are_documented_in_one_group(pytester):
     ],
 )
 def test_policy_that_does_not_fit_the_dataset_is_a_usage_error(pytester, study, policy, message):
-    (pytester.path / "thresholds.toml").write_text('[groups]\nintersections = "none"\n' * ("groups" not in policy) + policy)
+    (pytester.path / "thresholds.toml").write_text(
+        '[groups]\nintersections = "none"\n' * ("groups" not in policy) + policy
+    )
     result = pytester.runpytest(*study)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])

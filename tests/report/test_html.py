@@ -350,7 +350,11 @@ def test_inconclusive_section_lists_each_reason():
 def test_composition_table_shows_the_counts():
     page = Page(render_html(records=[record()], facts=facts()))
     (table,) = page.tables("Composition: d")
-    assert [[c[2] for c in row] for row in table] == [["race", "anger", "fear"], ["Black", "60", "60"], ["White", "200", "140"]]
+    assert [[c[2] for c in row] for row in table] == [
+        ["race", "anger", "fear"],
+        ["Black", "60", "60"],
+        ["White", "200", "140"],
+    ]
 
 
 def test_run_facts_are_shown():

@@ -21,9 +21,7 @@ def macro_recall_gap(stack: np.ndarray) -> np.ndarray:
     return (recall[:, 1] - recall[:, 0]).mean(axis=-1)
 
 
-def row_level_bootstrap(
-    counts: np.ndarray, n_resamples: int, rng: np.random.Generator
-) -> np.ndarray:
+def row_level_bootstrap(counts: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
     """Resample images (rows) with replacement within each group x true-emotion stratum."""
     out = np.zeros((n_resamples, *counts.shape))
     for g, t in np.ndindex(counts.shape[:2]):
@@ -97,9 +95,7 @@ def test_nan_statistics_are_ignored_and_all_nan_gives_nan_interval():
         values[::2] = np.nan
         return values
 
-    result = bootstrap_counts(
-        counts=COUNTS, statistic=sometimes_nan, n_resamples=1000, confidence=0.9, rng=rng
-    )
+    result = bootstrap_counts(counts=COUNTS, statistic=sometimes_nan, n_resamples=1000, confidence=0.9, rng=rng)
     assert math.isfinite(result.low) and math.isfinite(result.high)
     result = bootstrap_counts(
         counts=COUNTS,
@@ -132,6 +128,4 @@ def test_seeded_and_validated():
     with pytest.raises(ValueError):
         bootstrap_counts(**{**kwargs, "counts": COUNTS[0]}, rng=np.random.default_rng(5))
     with pytest.raises(ValueError):
-        bootstrap_counts(
-            **{**kwargs, "statistic": lambda s: s.sum(axis=(2, 3))}, rng=np.random.default_rng(5)
-        )
+        bootstrap_counts(**{**kwargs, "statistic": lambda s: s.sum(axis=(2, 3))}, rng=np.random.default_rng(5))

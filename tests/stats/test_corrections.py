@@ -52,9 +52,7 @@ def test_adjustment_matches_hand_procedure_and_skips_nan(p_values, method):
     assert adjusted.shape == raw.shape
     assert np.array_equal(np.isnan(adjusted), ~tested)
     if tested.any():
-        np.testing.assert_allclose(
-            adjusted[tested], HAND[method](raw[tested]), rtol=1e-12, atol=1e-15
-        )
+        np.testing.assert_allclose(adjusted[tested], HAND[method](raw[tested]), rtol=1e-12, atol=1e-15)
 
 
 @FEW
@@ -98,21 +96,11 @@ def test_adjustment_rejects_unknown_method():
 
 
 def test_corrected_confidence():
-    assert corrected_confidence(
-        alpha=0.05, family_size=10, method="holm", n_rejected=3
-    ) == pytest.approx(0.995)
-    assert corrected_confidence(
-        alpha=0.05, family_size=10, method="bh", n_rejected=3
-    ) == pytest.approx(0.985)
-    assert corrected_confidence(
-        alpha=0.05, family_size=10, method="bh", n_rejected=0
-    ) == pytest.approx(0.995)
-    assert corrected_confidence(
-        alpha=0.05, family_size=0, method="bh", n_rejected=0
-    ) == pytest.approx(0.95)
-    assert corrected_confidence(
-        alpha=0.05, family_size=1, method="holm", n_rejected=1
-    ) == pytest.approx(0.95)
+    assert corrected_confidence(alpha=0.05, family_size=10, method="holm", n_rejected=3) == pytest.approx(0.995)
+    assert corrected_confidence(alpha=0.05, family_size=10, method="bh", n_rejected=3) == pytest.approx(0.985)
+    assert corrected_confidence(alpha=0.05, family_size=10, method="bh", n_rejected=0) == pytest.approx(0.995)
+    assert corrected_confidence(alpha=0.05, family_size=0, method="bh", n_rejected=0) == pytest.approx(0.95)
+    assert corrected_confidence(alpha=0.05, family_size=1, method="holm", n_rejected=1) == pytest.approx(0.95)
     with pytest.raises(ValueError):
         corrected_confidence(alpha=0.05, family_size=2, method="bh", n_rejected=3)
 

@@ -140,9 +140,7 @@ def test_katz_matches_statsmodels_for_nonzero_cells(g1, g0, confidence):
     (x1, n1), (x0, n0) = g1, g0
     assume(x1 > 0 and x0 > 0)
     result = katz_ratio(x1=x1, n1=n1, x0=x0, n0=n0, confidence=confidence)
-    low, high = confint_proportions_2indep(
-        x1, n1, x0, n0, method="log", compare="ratio", alpha=1 - confidence
-    )
+    low, high = confint_proportions_2indep(x1, n1, x0, n0, method="log", compare="ratio", alpha=1 - confidence)
     assert result.estimate == pytest.approx((x1 / n1) / (x0 / n0), rel=1e-12)
     assert result.low == pytest.approx(low, rel=1e-9)
     assert result.high == pytest.approx(high, rel=1e-9)

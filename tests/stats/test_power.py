@@ -45,9 +45,7 @@ def simulated_rejection_rate(p1, p0, n1, n0, alpha, n_sims, rng) -> float:
 )
 def test_power_matches_hand_formula(p1, p0, n1, n0, alpha):
     expected = hand_power(p1, p0, n1, n0, alpha)
-    assert power_two_proportions(p1=p1, p0=p0, n1=n1, n0=n0, alpha=alpha) == pytest.approx(
-        expected, abs=1e-9
-    )
+    assert power_two_proportions(p1=p1, p0=p0, n1=n1, n0=n0, alpha=alpha) == pytest.approx(expected, abs=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -93,9 +91,9 @@ def test_required_sample_size_matches_the_textbook_formula():
     p1, p0 = 0.35, 0.25
     z_a, z_b = stats.norm.isf(0.025), stats.norm.isf(0.2)
     p_bar = (p1 + p0) / 2
-    n = (
-        z_a * math.sqrt(2 * p_bar * (1 - p_bar)) + z_b * math.sqrt(p1 * (1 - p1) + p0 * (1 - p0))
-    ) ** 2 / (p1 - p0) ** 2
+    n = (z_a * math.sqrt(2 * p_bar * (1 - p_bar)) + z_b * math.sqrt(p1 * (1 - p1) + p0 * (1 - p0))) ** 2 / (
+        p1 - p0
+    ) ** 2
     assert required_sample_size(p1=p1, p0=p0, ratio=1.0, alpha=0.05, power=0.8) in (
         math.ceil(n) - 1,
         math.ceil(n),
@@ -134,9 +132,7 @@ def test_power_is_not_overstated_near_a_zero_rate():
     # p0 = 0, n0 > n1: the raw normal approximation tends to ~0.51 as p1 -> 0; the z-test rejects
     # only when group 1 has a success, so the true power is about n1 * p1.
     assert power_two_proportions(p1=1e-9, p0=0.0, n1=1, n0=9, alpha=0.05) < 1e-6
-    assert minimum_detectable_difference(
-        p0=0.0, n1=1, n0=9, alpha=0.05, power=0.5
-    ) == pytest.approx(0.5)
+    assert minimum_detectable_difference(p0=0.0, n1=1, n0=9, alpha=0.05, power=0.5) == pytest.approx(0.5)
     # |z| <= sqrt(n1 + n0): two observations can never be significant at 5%.
     assert power_two_proportions(p1=1.0, p0=0.0, n1=1, n0=1, alpha=0.05) == 0.0
     assert power_two_proportions(p1=1.0, p0=0.0, n1=2, n0=2, alpha=0.05) == 1.0

@@ -58,9 +58,7 @@ def test_two_proportion_small_counts_use_fisher():
     assert result.p_value == pytest.approx(stats.fisher_exact([[7, 9], [1, 3]]).pvalue)
 
 
-@pytest.mark.parametrize(
-    ("x1", "n1", "x0", "n0"), [(5, 5, 9, 9), (0, 5, 0, 9), (0, 0, 3, 9), (0, 0, 0, 0)]
-)
+@pytest.mark.parametrize(("x1", "n1", "x0", "n0"), [(5, 5, 9, 9), (0, 5, 0, 9), (0, 0, 3, 9), (0, 0, 0, 0)])
 def test_two_proportion_degenerate_tables(x1, n1, x0, n0):
     result = two_proportion_test(x1=x1, n1=n1, x0=x0, n0=n0)
     assert (result.statistic, result.p_value) == (0.0, 1.0)
@@ -73,9 +71,7 @@ def test_two_proportion_degenerate_tables(x1, n1, x0, n0):
 @given(count=counts(max_n=120, min_n=1), minimum=st.floats(0.01, 0.99))
 def test_binomial_floor_is_the_lower_binomial_tail(count, minimum):
     successes, n = count
-    tail = sum(
-        math.comb(n, k) * minimum**k * (1 - minimum) ** (n - k) for k in range(successes + 1)
-    )
+    tail = sum(math.comb(n, k) * minimum**k * (1 - minimum) ** (n - k) for k in range(successes + 1))
     result = binomial_floor_test(successes=successes, n=n, minimum=minimum)
     assert result.method == "binomial"
     assert result.statistic == pytest.approx(successes / n)

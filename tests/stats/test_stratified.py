@@ -16,11 +16,7 @@ from ._strategies import PROPERTY
 
 
 @PROPERTY
-@given(
-    table=hnp.arrays(
-        np.int64, st.tuples(st.integers(1, 6), st.just(2), st.just(2)), elements=st.integers(0, 30)
-    )
-)
+@given(table=hnp.arrays(np.int64, st.tuples(st.integers(1, 6), st.just(2), st.just(2)), elements=st.integers(0, 30)))
 def test_cmh_with_two_groups_matches_statsmodels(table):
     result = cmh_association_test(table=table)
     usable = [s for s in table if s.sum() >= 2 and s.sum(0).min() > 0 and s.sum(1).min() > 0]
@@ -28,20 +24,14 @@ def test_cmh_with_two_groups_matches_statsmodels(table):
         assert (result.statistic, result.p_value) == (0.0, 1.0)
         return
     # statsmodels wants (2, 2, K) with groups as rows.
-    reference = StratifiedTable(np.stack(usable, axis=-1).astype(float)).test_null_odds(
-        correction=False
-    )
+    reference = StratifiedTable(np.stack(usable, axis=-1).astype(float)).test_null_odds(correction=False)
     assert result.method == "cmh"
     assert result.statistic == pytest.approx(reference.statistic, rel=1e-9, abs=1e-12)
     assert result.p_value == pytest.approx(reference.pvalue, rel=1e-9, abs=1e-12)
 
 
 @PROPERTY
-@given(
-    table=hnp.arrays(
-        np.int64, st.tuples(st.integers(2, 5), st.just(2)), elements=st.integers(1, 40)
-    )
-)
+@given(table=hnp.arrays(np.int64, st.tuples(st.integers(2, 5), st.just(2)), elements=st.integers(1, 40)))
 def test_cmh_with_one_stratum_is_scaled_pearson(table):
     # With a single stratum, Q_GMH = (N - 1) / N * Pearson X2 (Landis, Heyman & Koch 1978).
     n = table.sum()
@@ -56,9 +46,7 @@ def test_cmh_with_one_stratum_is_scaled_pearson(table):
 def test_cmh_skips_unusable_strata_and_uses_the_rank_for_dof():
     usable = np.array([[[10, 5], [4, 9], [7, 7]]])
     noise = np.array([[[3, 0], [2, 0], [0, 0]], [[1, 0], [0, 0], [0, 0]], [[0, 0], [0, 4], [0, 0]]])
-    assert cmh_association_test(table=np.concatenate([usable, noise])) == cmh_association_test(
-        table=usable
-    )
+    assert cmh_association_test(table=np.concatenate([usable, noise])) == cmh_association_test(table=usable)
     # Groups {0, 1} and {2, 3} never share a stratum: only 2 comparisons are identifiable.
     split = np.array([[[10, 5], [4, 9], [0, 0], [0, 0]], [[0, 0], [0, 0], [6, 6], [9, 2]]])
     halves = [cmh_association_test(table=split[k : k + 1, 2 * k : 2 * k + 2]) for k in (0, 1)]
@@ -83,9 +71,7 @@ def test_cmh_p_values_are_uniform_under_the_null():
     sizes = np.array([[30, 20, 12], [15, 25, 30], [20, 20, 8], [40, 10, 25]])
     n_sims = 1000
     correct = rng.binomial(sizes[None], rates[None, :, None], size=(n_sims, *sizes.shape))
-    p_values = np.array(
-        [cmh_association_test(table=np.stack([c, sizes - c], axis=-1)).p_value for c in correct]
-    )
+    p_values = np.array([cmh_association_test(table=np.stack([c, sizes - c], axis=-1)).p_value for c in correct])
     se = math.sqrt(0.05 * 0.95 / n_sims)
     assert abs(np.mean(p_values < 0.05) - 0.05) < 4 * se
     assert stats.kstest(p_values, "uniform").pvalue > 1e-4
@@ -127,9 +113,7 @@ def test_mh_difference_is_the_cochran_weighted_mean_and_ignores_empty_strata():
     weights = (n1 * n0 / (n1 + n0))[:3]
     expected = np.sum(weights * (x1 / n1 - x0 / np.maximum(n0, 1))[:3]) / weights.sum()
     full = mantel_haenszel_difference(x1=x1, n1=n1, x0=x0, n0=n0, confidence=0.95)
-    trimmed = mantel_haenszel_difference(
-        x1=x1[:3], n1=n1[:3], x0=x0[:3], n0=n0[:3], confidence=0.95
-    )
+    trimmed = mantel_haenszel_difference(x1=x1[:3], n1=n1[:3], x0=x0[:3], n0=n0[:3], confidence=0.95)
     assert full.estimate == pytest.approx(expected)
     assert full == trimmed
     empty = mantel_haenszel_difference(x1=x1 * 0, n1=n1 * 0, x0=x0, n0=n0, confidence=0.95)

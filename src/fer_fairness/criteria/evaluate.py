@@ -67,6 +67,7 @@ class Table:
 
 # -- what each criterion measures --------------------------------------------------------------
 
+
 def _proportion(select: Callable[[np.ndarray, CountTensor, str | None], tuple[int, int]], *, ratio: bool):
     def pair_measure(table: Table, group: str, reference: str, detail: str | None, cfg: CriterionConfig, metric: str):
         t = table.tensor
@@ -74,7 +75,9 @@ def _proportion(select: Callable[[np.ndarray, CountTensor, str | None], tuple[in
         x1, n1 = select(t.counts[g], t, detail)
         x0, n0 = select(t.counts[r], t, detail)
         build = measures.proportion_ratio if ratio else measures.proportion_difference
-        return build(metric=metric, group=group, reference=reference, x1=x1, n1=n1, x0=x0, n0=n0, tolerance=cfg.threshold)
+        return build(
+            metric=metric, group=group, reference=reference, x1=x1, n1=n1, x0=x0, n0=n0, tolerance=cfg.threshold
+        )
 
     return pair_measure
 
@@ -139,7 +142,9 @@ CRITERIA: dict[str, CriterionSpec] = {
     "confusion_ratio": CriterionSpec(
         "pair", "confusion rate ratio", _confusion_pairs, _proportion(_confusion, ratio=True)
     ),
-    "non_answer_gap": CriterionSpec("pair", "non-answer rate difference", pair_measure=_proportion(_non_answer, ratio=False)),
+    "non_answer_gap": CriterionSpec(
+        "pair", "non-answer rate difference", pair_measure=_proportion(_non_answer, ratio=False)
+    ),
     "accuracy_floor": CriterionSpec("group", "accuracy"),
     "association": CriterionSpec("attribute", "accuracy spread"),
     "association_stratified": CriterionSpec("attribute", "standardised accuracy spread"),
@@ -166,7 +171,9 @@ def _subjects(table: Table, name: str, spec: CriterionSpec, thresholds: Threshol
             n = {group: sizes[group], reference: sizes[reference]}
             untested = too_small((group, reference))
             measure = None if untested else spec.pair_measure(table, group, reference, detail, cfg, spec.metric)
-            yield Subject(**base, group=group, reference=reference, detail=detail, n=n, measure=measure, untested=untested)
+            yield Subject(
+                **base, group=group, reference=reference, detail=detail, n=n, measure=measure, untested=untested
+            )
     elif spec.shape == "group":
         for group in t.groups:
             g = t.groups.index(group)
@@ -176,7 +183,13 @@ def _subjects(table: Table, name: str, spec: CriterionSpec, thresholds: Threshol
                 x, n_g = _correct(t.counts[g], t, None)
                 measure = measures.accuracy_floor(group=group, x=x, n=n_g, minimum=cfg.threshold)
             yield Subject(
-                **base, group=group, reference=None, detail=None, n={group: sizes[group]}, measure=measure, untested=untested
+                **base,
+                group=group,
+                reference=None,
+                detail=None,
+                n={group: sizes[group]},
+                measure=measure,
+                untested=untested,
             )
     else:
         kept = tuple(g for g in t.groups if sizes[g] >= minimum)

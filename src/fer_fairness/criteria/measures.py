@@ -63,9 +63,7 @@ def _power_functions(*, n1: int, n0: int, pooled: float, edges: list[float]):
         if not edges or not 0.0 < pooled < 1.0:
             return math.inf
         ratio = n1 / n0 if n0 else 1.0
-        return max(
-            stats.required_sample_size(p1=p, p0=pooled, ratio=ratio, alpha=alpha, power=power) for p in edges
-        )
+        return max(stats.required_sample_size(p1=p, p0=pooled, ratio=ratio, alpha=alpha, power=power) for p in edges)
 
     return power_at, needed_n_at
 

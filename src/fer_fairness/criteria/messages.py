@@ -60,7 +60,12 @@ def explain(record: Record, thresholds: Thresholds) -> str:
             why = f"the estimate lies outside the band and the disparity is significant at alpha = {thresholds.alpha:g}"
         return f"{head}: FAIL, {why}. {facts} (family of {record.family_size})"
     if record.verdict is Verdict.PASS:
-        if record.ci_low is not None and record.band_low is not None and record.band_low <= record.ci_low and record.ci_high <= record.band_high:
+        if (
+            record.ci_low is not None
+            and record.band_low is not None
+            and record.band_low <= record.ci_low
+            and record.ci_high <= record.band_high
+        ):
             why = "the whole corrected interval lies inside the band"
         else:
             why = f"the estimate lies inside the band and power at the band's edge is {_num(record.power)}"

@@ -91,7 +91,8 @@ def validate_samples(
     absent = [a for a in attributes if a not in samples.columns]
     if absent:
         raise DatasetError(
-            f"{source}: attribute column(s) {', '.join(absent)} not found (columns: {', '.join(map(str, samples.columns))})"
+            f"{source}: attribute column(s) {', '.join(absent)} not found "
+            f"(columns: {', '.join(map(str, samples.columns))})"
         )
     for attribute in attributes:
         blank = samples[attribute].isna() | (samples[attribute].astype(str).str.strip() == "")

@@ -37,7 +37,9 @@ def load_manifest(spec: Spec, **_context) -> Dataset:
     absent = [source for source in mapping if source not in table.columns]
     if absent:
         raise DatasetError(f"manifest {path}: mapped column(s) {', '.join(absent)} not found in {list(table.columns)}")
-    clashes = [f"?{target}={source}" for source, target in mapping.items() if target in table.columns and target != source]
+    clashes = [
+        f"?{target}={source}" for source, target in mapping.items() if target in table.columns and target != source
+    ]
     if clashes:
         raise DatasetError(
             f"manifest {path}: {', '.join(clashes)} would replace the column that already has that name; "

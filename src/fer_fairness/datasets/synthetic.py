@@ -79,7 +79,9 @@ class SyntheticSpec:
                 )
         unknown = sorted(set(self.emotions) - set(BASIC_SEVEN))
         if unknown or not self.emotions:
-            raise DatasetError(f"synthetic spec: emotions must be a non-empty subset of {BASIC_SEVEN}; got {self.emotions!r}")
+            raise DatasetError(
+                f"synthetic spec: emotions must be a non-empty subset of {BASIC_SEVEN}; got {self.emotions!r}"
+            )
         if self.variants < 1 or self.image_size < 16 or self.noise_sd < 0:
             raise DatasetError(
                 "synthetic spec: variants must be >= 1, image_size >= 16 and noise_sd >= 0; "
@@ -151,7 +153,9 @@ def _generate_into(folder: Path, *, spec: SyntheticSpec, seed: int, progress: bo
     try:
         (staging / "images").mkdir()
         rows = []
-        bar = tqdm(total=spec.n_images, desc="synthetic faces", unit="img", disable=not progress, leave=False, file=sys.stderr)
+        bar = tqdm(
+            total=spec.n_images, desc="synthetic faces", unit="img", disable=not progress, leave=False, file=sys.stderr
+        )
         with bar:
             for row, pixels in _draw_all(spec, seed):
                 Image.fromarray(pixels, mode="L").save(staging / row["path"], format="PNG")
@@ -187,19 +191,60 @@ def _load(folder: Path, *, spec: SyntheticSpec, seed: int) -> Dataset:
 # Brow: raise (up, in face half-heights), inner (inner ends down), arch (middle up).
 # Eyes: openness factor. Mouth: width factor, corners up, upper lip up, opening, bend (middle down).
 # Anger and disgust share lowered, knitted brows; fear and surprise share raised brows and wide eyes.
-_NEUTRAL = {"raise": 0.0, "inner": 0.0, "arch": 0.02, "open_eye": 1.0, "width": 1.0, "corners": 0.0,
-            "upper": 0.0, "opening": 0.0, "bend": 0.0, "wrinkle": 0.0, "frown_lines": 0.0}
+_NEUTRAL = {
+    "raise": 0.0,
+    "inner": 0.0,
+    "arch": 0.02,
+    "open_eye": 1.0,
+    "width": 1.0,
+    "corners": 0.0,
+    "upper": 0.0,
+    "opening": 0.0,
+    "bend": 0.0,
+    "wrinkle": 0.0,
+    "frown_lines": 0.0,
+}
 _EXPRESSIONS = {
     "neutral": {},
     "happiness": {"raise": 0.02, "open_eye": 0.7, "width": 1.2, "corners": 0.12, "opening": 0.05, "bend": 0.06},
-    "sadness": {"raise": 0.02, "inner": -0.09, "arch": -0.01, "open_eye": 0.8, "width": 0.95, "corners": -0.09,
-                "bend": -0.04},
-    "anger": {"raise": -0.07, "inner": 0.09, "arch": 0.0, "open_eye": 0.7, "width": 0.8, "corners": -0.02,
-              "frown_lines": 1.0},
-    "disgust": {"raise": -0.06, "inner": 0.05, "arch": 0.0, "open_eye": 0.7, "width": 0.9, "corners": -0.05,
-                "upper": 0.06, "opening": 0.03, "wrinkle": 1.0},
-    "fear": {"raise": 0.10, "inner": -0.04, "arch": 0.02, "open_eye": 1.6, "width": 1.1, "corners": -0.03,
-             "opening": 0.10},
+    "sadness": {
+        "raise": 0.02,
+        "inner": -0.09,
+        "arch": -0.01,
+        "open_eye": 0.8,
+        "width": 0.95,
+        "corners": -0.09,
+        "bend": -0.04,
+    },
+    "anger": {
+        "raise": -0.07,
+        "inner": 0.09,
+        "arch": 0.0,
+        "open_eye": 0.7,
+        "width": 0.8,
+        "corners": -0.02,
+        "frown_lines": 1.0,
+    },
+    "disgust": {
+        "raise": -0.06,
+        "inner": 0.05,
+        "arch": 0.0,
+        "open_eye": 0.7,
+        "width": 0.9,
+        "corners": -0.05,
+        "upper": 0.06,
+        "opening": 0.03,
+        "wrinkle": 1.0,
+    },
+    "fear": {
+        "raise": 0.10,
+        "inner": -0.04,
+        "arch": 0.02,
+        "open_eye": 1.6,
+        "width": 1.1,
+        "corners": -0.03,
+        "opening": 0.10,
+    },
     "surprise": {"raise": 0.10, "arch": 0.06, "open_eye": 1.6, "width": 0.75, "opening": 0.18, "bend": 0.0},
 }
 
@@ -233,22 +278,25 @@ def _subjects(spec: SyntheticSpec, seed: int) -> Iterator[tuple[str, _Subject]]:
         for _ in range(count):
             rng = np.random.default_rng([seed, 1, index])
             index += 1
-            yield f"syn{index:04d}", _Subject(
-                skin_tone=skin_tone,
-                gender=gender,
-                skin=SKIN_LUMINANCE[skin_tone] + rng.uniform(-0.02, 0.02),
-                hair=rng.uniform(0.08, 0.22),
-                face_w=rng.uniform(24, 30),
-                face_h=rng.uniform(32, 38),
-                jaw=rng.uniform(0.80, 0.96),
-                hairline=rng.uniform(0.74, 0.86),
-                eye_spacing=rng.uniform(0.36, 0.46),
-                eye_y=rng.uniform(-0.22, -0.12),
-                mouth_y=rng.uniform(0.40, 0.50),
-                mouth_w=rng.uniform(0.30, 0.40),
-                brow_gap=rng.uniform(0.16, 0.21),
-                brow_len=rng.uniform(0.34, 0.42),
-                depth=rng.uniform(0.58, 0.62),
+            yield (
+                f"syn{index:04d}",
+                _Subject(
+                    skin_tone=skin_tone,
+                    gender=gender,
+                    skin=SKIN_LUMINANCE[skin_tone] + rng.uniform(-0.02, 0.02),
+                    hair=rng.uniform(0.08, 0.22),
+                    face_w=rng.uniform(24, 30),
+                    face_h=rng.uniform(32, 38),
+                    jaw=rng.uniform(0.80, 0.96),
+                    hairline=rng.uniform(0.74, 0.86),
+                    eye_spacing=rng.uniform(0.36, 0.46),
+                    eye_y=rng.uniform(-0.22, -0.12),
+                    mouth_y=rng.uniform(0.40, 0.50),
+                    mouth_w=rng.uniform(0.30, 0.40),
+                    brow_gap=rng.uniform(0.16, 0.21),
+                    brow_len=rng.uniform(0.34, 0.42),
+                    depth=rng.uniform(0.58, 0.62),
+                ),
             )
 
 
@@ -261,17 +309,20 @@ def _draw_all(spec: SyntheticSpec, seed: int) -> Iterator[tuple[dict[str, object
                 gain = rng.uniform(0.7, 1.1)
                 pixels = _draw_face(subject, emotion, intensity=intensity, gain=gain, spec=spec, rng=rng)
                 sample_id = f"{subject_id}-{emotion}-{variant}"
-                yield {
-                    "sample_id": sample_id,
-                    "path": f"images/{sample_id}.png",
-                    "emotion": emotion,
-                    "subject_id": subject_id,
-                    "skin_tone": subject.skin_tone,
-                    "gender": subject.gender,
-                    "source_intensity": round(intensity, 3),
-                    "source_lighting": round(gain, 3),
-                    "source_skin_luminance": round(subject.skin, 3),
-                }, pixels
+                yield (
+                    {
+                        "sample_id": sample_id,
+                        "path": f"images/{sample_id}.png",
+                        "emotion": emotion,
+                        "subject_id": subject_id,
+                        "skin_tone": subject.skin_tone,
+                        "gender": subject.gender,
+                        "source_intensity": round(intensity, 3),
+                        "source_lighting": round(gain, 3),
+                        "source_skin_luminance": round(subject.skin, 3),
+                    },
+                    pixels,
+                )
 
 
 def _draw_face(

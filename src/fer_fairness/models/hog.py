@@ -21,8 +21,12 @@ class HogEmbedder:
     name = "hog"
 
     def __init__(self, *, image_size: int = 48, cell_size: int = 8, block_size: int = 2, orientations: int = 9) -> None:
-        for label, value, low in (("image_size", image_size, 8), ("cell_size", cell_size, 2),
-                                  ("block_size", block_size, 1), ("orientations", orientations, 2)):
+        for label, value, low in (
+            ("image_size", image_size, 8),
+            ("cell_size", cell_size, 2),
+            ("block_size", block_size, 1),
+            ("orientations", orientations, 2),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ModelError(f"hog: {label} must be an integer >= {low}; got {value!r}")
         if image_size < cell_size * block_size:

@@ -45,7 +45,9 @@ class PredictionsModel:
             )
         if "dataset" in table.columns and (table["dataset"].str.strip() == "").any():
             blank = int((table["dataset"].str.strip() == "").sum())
-            raise ModelError(f"predictions {self.path}: {blank} row(s) have an empty dataset cell; fill in the dataset name")
+            raise ModelError(
+                f"predictions {self.path}: {blank} row(s) have an empty dataset cell; fill in the dataset name"
+            )
         self.table = table
 
     def describe(self) -> dict[str, str]:

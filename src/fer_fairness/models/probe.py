@@ -84,7 +84,9 @@ def outer_folds(samples: pd.DataFrame, attributes: Sequence[str], *, n_splits: i
     return folds
 
 
-def inner_splits(strata: np.ndarray, groups: np.ndarray, *, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def inner_splits(
+    strata: np.ndarray, groups: np.ndarray, *, n_splits: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Train/validation index pairs over the given (training) rows only, grouped by subject."""
     _check_enough_subjects(groups, n_splits, where="inner")
     return list(_split(strata, groups, n_splits=n_splits, seed=seed))
@@ -227,34 +229,45 @@ class LinearProbe:
         outcome = np.empty(len(samples), dtype=object)
         raw = np.empty(len(samples), dtype=object)
         chosen = np.empty(len(samples), dtype=np.float64)
-        bar = tqdm(range(self.outer_folds), desc=f"{self.name} folds", unit="fold", disable=not progress,
-                   leave=False, file=sys.stderr)
+        bar = tqdm(
+            range(self.outer_folds),
+            desc=f"{self.name} folds",
+            unit="fold",
+            disable=not progress,
+            leave=False,
+            file=sys.stderr,
+        )
         # One BLAS thread per fit: these problems are small, and threads only contend for the cores.
         with threadpool_limits(limits=1, user_api="blas"), bar:
             for fold in bar:
                 test = folds == fold
                 train = ~test
-                model, c = self._fit(features[train], emotions[train], strata[train], groups[train],
-                                     seed=_fold_seed(seed, fold))
+                model, c = self._fit(
+                    features[train], emotions[train], strata[train], groups[train], seed=_fold_seed(seed, fold)
+                )
                 probabilities = model.predict_proba(features[test])
                 best = probabilities.argmax(axis=1)
                 outcome[test] = model.classes_[best]
                 raw[test] = [f"{p:.4f}" for p in probabilities[np.arange(len(best)), best]]
                 chosen[test] = c
-        return pd.DataFrame({
-            "sample_id": samples["sample_id"].astype(str).to_numpy(),
-            "outcome": outcome.astype(str),
-            "raw": raw.astype(str),
-            FOLD_COLUMN: folds,
-            C_COLUMN: chosen,
-        })
+        return pd.DataFrame(
+            {
+                "sample_id": samples["sample_id"].astype(str).to_numpy(),
+                "outcome": outcome.astype(str),
+                "raw": raw.astype(str),
+                FOLD_COLUMN: folds,
+                C_COLUMN: chosen,
+            }
+        )
 
     def _fit(self, features: np.ndarray, emotions: np.ndarray, strata: np.ndarray, groups: np.ndarray, *, seed: int):
         """Fit on one outer fold's training rows; C is chosen by grouped CV within those rows only."""
-        pipeline = Pipeline([
-            ("scale", StandardScaler()),
-            ("classify", LogisticRegression(C=self.c_grid[0], max_iter=self.max_iter, tol=self.tol)),
-        ])
+        pipeline = Pipeline(
+            [
+                ("scale", StandardScaler()),
+                ("classify", LogisticRegression(C=self.c_grid[0], max_iter=self.max_iter, tol=self.tol)),
+            ]
+        )
         if len(self.c_grid) == 1:
             return pipeline.fit(features, emotions), self.c_grid[0]
         search = GridSearchCV(

@@ -41,7 +41,9 @@ class ReportCollector:
             return
         facts = self.state.facts or self.worker_facts
         _junit_run_facts(self.config, facts)
-        records = [{**record, "nodeid": nodeid, "outcome": self.outcomes[nodeid]} for nodeid, record in self.records.items()]
+        records = [
+            {**record, "nodeid": nodeid, "outcome": self.outcomes[nodeid]} for nodeid, record in self.records.items()
+        ]
         records.sort(key=lambda r: r["nodeid"])
         report_dir = self.state.report_dir
         report_dir.mkdir(parents=True, exist_ok=True)

@@ -19,4 +19,3 @@ def write_json(path: Path, *, records: list[dict[str, Any]], facts: dict[str, An
     with atomic_path(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
     return path
-

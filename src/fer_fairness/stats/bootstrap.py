@@ -40,9 +40,7 @@ def bootstrap_counts(
     totals = counts.sum(axis=2)
     outcomes = counts.shape[2]
     # Empty rows draw 0 items; any valid proportions will do, so give them uniform ones.
-    proportions = np.where(
-        totals[..., None] > 0, counts / np.maximum(totals, 1)[..., None], 1.0 / outcomes
-    )
+    proportions = np.where(totals[..., None] > 0, counts / np.maximum(totals, 1)[..., None], 1.0 / outcomes)
     # Batches bound memory at about _BATCH_CELLS counts however many resamples are asked for.
     batch = max(1, _BATCH_CELLS // max(counts.size, 1))
     values = np.concatenate(

@@ -48,9 +48,7 @@ def adjust_p_values(*, p_values: Sequence[float], method: Correction) -> np.ndar
     return adjusted
 
 
-def corrected_confidence(
-    *, alpha: float, family_size: int, method: Correction, n_rejected: int
-) -> float:
+def corrected_confidence(*, alpha: float, family_size: int, method: Correction, n_rejected: int) -> float:
     """Confidence level for intervals reported alongside corrected tests.
 
     Holm: the Bonferroni level 1 - alpha / m, simultaneous over the family. BH: the
@@ -61,8 +59,7 @@ def corrected_confidence(
     check_alpha(alpha)
     if family_size < 0 or not 0 <= n_rejected <= max(family_size, 0):
         raise ValueError(
-            f"need 0 <= n_rejected <= family_size, got n_rejected={n_rejected!r}, "
-            f"family_size={family_size!r}"
+            f"need 0 <= n_rejected <= family_size, got n_rejected={n_rejected!r}, family_size={family_size!r}"
         )
     # Bonferroni for Holm; Benjamini & Yekutieli 2005 false coverage rate for BH.
     if family_size == 0:

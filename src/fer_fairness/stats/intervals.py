@@ -33,9 +33,7 @@ def newcombe_difference(*, x1: int, n1: int, x0: int, n0: int, confidence: float
     if n1 == 0 or n0 == 0:
         return Estimate(estimate=math.nan, low=-1.0, high=1.0)
     # Newcombe 1998, method 10 (hybrid score: square-and-add of two Wilson intervals)
-    low, high = confint_proportions_2indep(
-        x1, n1, x0, n0, method="newcomb", compare="diff", alpha=1.0 - confidence
-    )
+    low, high = confint_proportions_2indep(x1, n1, x0, n0, method="newcomb", compare="diff", alpha=1.0 - confidence)
     diff = x1 / n1 - x0 / n0
     return Estimate(
         estimate=diff,
@@ -62,12 +60,8 @@ def katz_ratio(*, x1: int, n1: int, x0: int, n0: int, confidence: float) -> Rati
         return RatioEstimate(estimate=math.nan, low=0.0, high=math.inf, zero_corrected=False)
     if x1 > 0 and x0 > 0:
         # Katz et al. 1978 log interval; statsmodels implements it exactly (method="log").
-        low, high = confint_proportions_2indep(
-            x1, n1, x0, n0, method="log", compare="ratio", alpha=1.0 - confidence
-        )
-        return RatioEstimate(
-            estimate=(x1 / n1) / (x0 / n0), low=float(low), high=float(high), zero_corrected=False
-        )
+        low, high = confint_proportions_2indep(x1, n1, x0, n0, method="log", compare="ratio", alpha=1.0 - confidence)
+        return RatioEstimate(estimate=(x1 / n1) / (x0 / n0), low=float(low), high=float(high), zero_corrected=False)
     # Hand-written: statsmodels' "log-adjusted" adds 0.5 to n rather than 1 (not Haldane-Anscombe).
     a1, m1, a0, m0 = x1 + 0.5, n1 + 1.0, x0 + 0.5, n0 + 1.0
     log_ratio = 0.0 if x1 == 0 and x0 == 0 else math.log((a1 / m1) / (a0 / m0))

@@ -67,9 +67,7 @@ def _one_outcome(p1: float, p0: float, n1: float, n0: float) -> float:
     return all_fail + all_succeed
 
 
-def required_sample_size(
-    *, p1: float, p0: float, ratio: float, alpha: float, power: float
-) -> float:
+def required_sample_size(*, p1: float, p0: float, ratio: float, alpha: float, power: float) -> float:
     """Smallest whole n0 (n1 = ratio * n0) at which the test reaches the power; inf if never."""
     check_alpha(alpha)
     _check_target(power)
@@ -98,9 +96,7 @@ def required_sample_size(
     return float(n0)
 
 
-def minimum_detectable_difference(
-    *, p0: float, n1: float, n0: float, alpha: float, power: float
-) -> float:
+def minimum_detectable_difference(*, p0: float, n1: float, n0: float, alpha: float, power: float) -> float:
     """Smallest difference d that the test detects with the given power, p0 + d (<= 1) first,
     else p0 - d (>= 0); inf when no difference in range is detectable.
 

@@ -33,9 +33,7 @@ def two_proportion_test(*, x1: int, n1: int, x0: int, n0: int) -> TestResult:
     if expected.min() < MIN_EXPECTED:
         # Fisher 1935 exact conditional test; two-sided by summing tables no more probable.
         result = stats.fisher_exact(table, alternative="two-sided")
-        return TestResult(
-            statistic=float(result.statistic), p_value=float(result.pvalue), method="fisher"
-        )
+        return TestResult(statistic=float(result.statistic), p_value=float(result.pvalue), method="fisher")
     # Pooled two-proportion z-test (equivalent to Pearson's chi-square without correction).
     z, p_value = proportions_ztest([x1, x0], [n1, n0], value=0, alternative="two-sided")
     return TestResult(statistic=float(z), p_value=float(p_value), method="z")
@@ -56,9 +54,7 @@ def binomial_floor_test(*, successes: int, n: int, minimum: float) -> TestResult
     return TestResult(statistic=successes / n, p_value=float(result.pvalue), method="binomial")
 
 
-def association_test(
-    *, table: np.ndarray, rng: np.random.Generator, n_resamples: int = 10_000
-) -> TestResult:
+def association_test(*, table: np.ndarray, rng: np.random.Generator, n_resamples: int = 10_000) -> TestResult:
     """Omnibus test of group vs correctness on a (G, 2) table of (correct, wrong) counts.
 
     Pearson chi-square ("chi2"); when any expected count is below 5, a Monte Carlo test over
@@ -83,9 +79,7 @@ def association_test(
             method="chi2-monte-carlo",
         )
     result = stats.chi2_contingency(table, correction=False)
-    return TestResult(
-        statistic=float(result.statistic), p_value=float(result.pvalue), method="chi2"
-    )
+    return TestResult(statistic=float(result.statistic), p_value=float(result.pvalue), method="chi2")
 
 
 def cmh_association_test(*, table: np.ndarray) -> TestResult:
