@@ -97,8 +97,9 @@ def required_sample_size(*, p1: float, p0: float, ratio: float, alpha: float, po
 
 
 def minimum_detectable_difference(*, p0: float, n1: float, n0: float, alpha: float, power: float) -> float:
-    """Smallest difference d that the test detects with the given power, p0 + d (<= 1) first,
-    else p0 - d (>= 0); inf when no difference in range is detectable.
+    """Smallest difference d from which on the test detects every larger difference with the
+    given power, p0 + d (<= 1) first, else p0 - d (>= 0); inf when even the largest difference in
+    range (a rate of 1, or of 0) is not detected.
 
     Where the approximate power curve is not monotone, d is where it last crosses the target,
     so every larger difference (checked on a 100-point grid) is detected too.
