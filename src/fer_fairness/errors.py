@@ -15,3 +15,7 @@ class DatasetError(FairnessError):
 
 class ModelError(FairnessError):
     """A model could not be built, or its predictions do not fit the dataset."""
+
+
+class BudgetExhausted(ModelError):
+    """An API model used up its token or spend budget; everything answered so far is cached."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,9 @@ class Dataset:
     attributes: tuple[str, ...]
     emotions: tuple[str, ...]
     description: str = ""
+    # Samples left out where the user opted in to exclusion (never silently): one row each with
+    # `path`, `reason` and whatever attribute values are known. Reported per reason and group.
+    exclusions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "reason"]))
 
     def fingerprint(self) -> str:
         """Hash of sorted sample ids, labels, attributes and image bytes: changes when the data does."""
