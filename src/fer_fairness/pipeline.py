@@ -33,7 +33,7 @@ def run(state: RunState) -> tuple[list[Record], dict[str, Any]]:
     models = [_build_model(spec) for spec in state.model_specs]
     _unique("dataset", [d.name for d in datasets])
     _unique("model", [m.name for m in models])
-    context = PredictContext(seed=state.seed, cache_dir=state.cache_dir, progress=state.progress)
+    context = PredictContext(seed=state.seed, cache_dir=state.cache_dir, progress=state.progress, **state.limits)
     tables: list[Table] = []
     for model, dataset in itertools.product(models, datasets):
         state.say(f"fer-fairness: {model.name} on {dataset.name} ({len(dataset.samples)} images)")
@@ -157,14 +157,30 @@ def _facts(state: RunState, datasets: list[Dataset], models: list[Model]) -> dic
                 "attributes": list(d.attributes),
                 "emotions": list(d.emotions),
                 "composition": _composition(d),
+                "exclusions": _exclusions(d),
             }
             for d, spec in zip(datasets, state.dataset_specs, strict=True)
         },
         "models": {m.name: m.describe() for m in models},
+        "prompts": {m.name: m.prompts() for m in models if hasattr(m, "prompts")},
+        "usage": {m.name: m.usage() for m in models if hasattr(m, "usage")},
         "python": platform.python_version(),
         "platform": sys.platform,
         "versions": versions,
     }
+
+
+def _exclusions(dataset: Dataset) -> list[dict[str, Any]]:
+    """Excluded samples counted per reason and group (the user opted in; the report lists them)."""
+    table = dataset.exclusions
+    if table.empty:
+        return []
+    keys = ["reason", *[a for a in dataset.attributes if a in table.columns]]
+    counts = table.fillna("unknown").groupby(keys).size()
+    return [
+        dict(zip(keys, (index if isinstance(index, tuple) else (index,)), strict=True), count=int(n))
+        for index, n in counts.items()
+    ]
 
 
 def _composition(dataset: Dataset) -> dict[str, dict[str, dict[str, int]]]:

@@ -20,14 +20,22 @@ FACTS_KEY = "fer_fairness_facts"  # xdist workeroutput key: run facts travel fro
 RECORD_ARG = "fairness_record"
 
 
-def _seed(value: str) -> int:
-    try:
-        seed = int(value)
-    except ValueError:
-        seed = -1
-    if seed < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value!r}")
-    return seed
+def _number(kind: type, *, low: float, words: str):
+    """An argparse type: the value as ``kind`` and at least ``low``, else the user's value quoted."""
+
+    def parse(value: str):
+        try:
+            number = kind(value)
+        except ValueError:
+            number = None
+        if number is None or not number >= low:
+            raise argparse.ArgumentTypeError(f"must be {words}, got {value!r}")
+        return number
+
+    return parse
+
+
+_seed = _number(int, low=0, words="a non-negative integer")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,6 +67,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--fairness-cache-dir",
         metavar="DIR",
         help="cache for generated data, embeddings and predictions (default: .fairness-cache at the rootdir)",
+    )
+    group.addoption(
+        "--fairness-concurrency",
+        type=_number(int, low=1, words="a positive integer"),
+        default=4,
+        metavar="N",
+        help="API models: requests in flight at once (default: 4)",
+    )
+    group.addoption(
+        "--fairness-timeout",
+        type=_number(float, low=0.001, words="a positive number of seconds"),
+        default=60.0,
+        metavar="SECONDS",
+        help="API models: timeout per request (default: 60)",
+    )
+    group.addoption(
+        "--fairness-max-retries",
+        type=_number(int, low=0, words="a non-negative integer"),
+        default=5,
+        metavar="N",
+        help="API models: retries of 429 / 5xx / timeouts, with backoff and jitter (default: 5)",
+    )
+    group.addoption(
+        "--fairness-budget-tokens",
+        type=_number(int, low=1, words="a positive integer"),
+        metavar="N",
+        help="API models: stop cleanly, all answers so far cached, once this many tokens are used (default: no limit)",
     )
     parser.addini(
         "fairness_testpaths",
@@ -108,6 +143,12 @@ def pytest_configure(config: pytest.Config) -> None:
             cache_dir=_path(config, o.fairness_cache_dir, ".fairness-cache"),
             report_dir=report_dir,
             progress=sys.stderr.isatty(),
+            limits={
+                "concurrency": o.fairness_concurrency,
+                "timeout_s": o.fairness_timeout,
+                "max_retries": o.fairness_max_retries,
+                "budget_tokens": o.fairness_budget_tokens,
+            },
         )
     except FairnessError as exc:
         raise pytest.UsageError(str(exc)) from None

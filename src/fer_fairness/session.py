@@ -34,6 +34,7 @@ class RunState:
     cache_dir: Path
     report_dir: Path
     progress: bool = False
+    limits: dict[str, Any] = field(default_factory=dict)  # API limits for PredictContext (concurrency, ...)
     say: Callable[[str], None] = lambda line: None
     records: dict[str, list[Record]] | None = None
     facts: dict[str, Any] = field(default_factory=dict)

@@ -212,3 +212,18 @@ def test_fairness_tests_outside_a_fairness_folder_still_fail_cleanly(pytester, m
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*fer-fairness: manifest faces.csv: no samples*"])
     assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--fairness-concurrency=0", "*--fairness-concurrency: must be a positive integer, got '0'*"),
+        ("--fairness-timeout=-1", "*--fairness-timeout: must be a positive number of seconds, got '-1'*"),
+        ("--fairness-max-retries=two", "*--fairness-max-retries: must be a non-negative integer, got 'two'*"),
+        ("--fairness-budget-tokens=0", "*--fairness-budget-tokens: must be a positive integer, got '0'*"),
+    ],
+)
+def test_api_limits_are_checked_when_parsed(pytester, option, message):
+    result = pytester.runpytest(option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])

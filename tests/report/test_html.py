@@ -494,3 +494,15 @@ def test_json_replaces_an_old_report(tmp_path):
     write_json(path, records=[record()], facts=facts())
     assert read_json(path)["tests"] == [record()]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fairness.json"]
+
+
+def test_exclusions_prompts_and_usage_are_shown_escaped():
+    extra = facts()
+    extra["datasets"]["d"]["exclusions"] = [{"reason": "unreadable <img>", "race": "Black", "count": 2}]
+    extra["prompts"] = {"gpt": {"chat": "Pick one: <anger|disgust>"}}
+    extra["usage"] = {"gpt": {"calls": 12, "cache_hits": 30}}
+    page = render_html(records=[record()], facts=extra)
+    assert "Exclusions: d" in page and "unreadable &lt;img&gt;" in page
+    assert "Pick one: &lt;anger|disgust&gt;" in page
+    assert "Model calls: gpt" in page and ">cache_hits<" in page and ">30<" in page
+    assert "<img>" not in page

@@ -61,6 +61,10 @@ class ReportCollector:
             f"{len(self.records)} fairness tests: "
             + ", ".join(f"{verdicts.get(v, 0)} {v}" for v in ("PASS", "FAIL", "INCONCLUSIVE"))
         )
+        facts = self.state.facts or self.worker_facts
+        for model, usage in facts.get("usage", {}).items():
+            counts = ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in usage.items())
+            terminalreporter.write_line(f"{model}: {counts}")
         for path in self.written:
             terminalreporter.write_line(f"report: {path}")
 

@@ -1,0 +1,69 @@
+"""The pipeline's run facts: usage and prompts from adapters that offer them, exclusions per group."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from fer_fairness import pipeline
+from fer_fairness.config import load_thresholds
+from fer_fairness.datasets.manifest import load_manifest
+from fer_fairness.session import RunState
+from tests.studies import write_study
+
+
+class CountingModel:
+    """A stand-in adapter that answers from a table and reports usage and prompts."""
+
+    name = "counting"
+
+    def __init__(self, answers: pd.DataFrame):
+        self.answers = answers
+
+    def describe(self):
+        return {"kind": "test"}
+
+    def prompts(self):
+        return {"chat": "Which emotion? <anger|disgust>"}
+
+    def usage(self):
+        return {"calls": 3, "cache_hits": 2, "refused": 1}
+
+    def predict(self, dataset, *, context):
+        assert context.concurrency == 7 and context.budget_tokens == 100  # the limits reach the adapter
+        return self.answers
+
+
+def _state(tmp_path: Path, manifest: Path) -> RunState:
+    return RunState.from_options(
+        thresholds=load_thresholds(None),
+        datasets=[f"manifest:{manifest}?name=toy"],
+        models=["hog-probe"],
+        seed=0,
+        cache_dir=tmp_path / "cache",
+        report_dir=tmp_path / "reports",
+        limits={"concurrency": 7, "timeout_s": 5.0, "max_retries": 1, "budget_tokens": 100},
+    )
+
+
+def test_facts_carry_usage_prompts_and_exclusions(tmp_path, monkeypatch):
+    cells = [({"race": r}, "anger", "anger", 40) for r in ("Black", "White")]
+    manifest, predictions = write_study(tmp_path, cells)
+    answers = pd.read_csv(predictions).rename(columns={"prediction": "outcome"}).assign(raw="")
+
+    def load_with_exclusions(spec, **context):
+        dataset = load_manifest(spec)
+        excluded = pd.DataFrame(
+            {"path": ["a.png", "b.png", "c.png"], "reason": ["unreadable"] * 3, "race": ["Black", "Black", "White"]}
+        )
+        return type(dataset)(**{**dataset.__dict__, "exclusions": excluded})
+
+    monkeypatch.setattr(pipeline, "_load_dataset", lambda state, spec: load_with_exclusions(spec))
+    monkeypatch.setattr(pipeline, "_build_model", lambda spec: CountingModel(answers))
+    _records, facts = pipeline.run(_state(tmp_path, manifest))
+
+    assert facts["usage"] == {"counting": {"calls": 3, "cache_hits": 2, "refused": 1}}
+    assert facts["prompts"] == {"counting": {"chat": "Which emotion? <anger|disgust>"}}
+    assert facts["datasets"]["toy"]["exclusions"] == [
+        {"reason": "unreadable", "race": "Black", "count": 2},
+        {"reason": "unreadable", "race": "White", "count": 1},
+    ]
