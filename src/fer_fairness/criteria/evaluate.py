@@ -68,15 +68,23 @@ class Table:
 # -- what each criterion measures --------------------------------------------------------------
 
 
-def _proportion(select: Callable[[np.ndarray, CountTensor, str | None], tuple[int, int]], *, ratio: bool):
+def _proportion(select: Callable[[np.ndarray, CountTensor, str | None], tuple[int, int]], *, compare: str):
+    """A pair measure from a selector of (successes, trials) in one group's (T, O) counts."""
+
     def pair_measure(table: Table, group: str, reference: str, detail: str | None, cfg: CriterionConfig, metric: str):
         t = table.tensor
-        g, r = t.groups.index(group), t.groups.index(reference)
-        x1, n1 = select(t.counts[g], t, detail)
-        x0, n0 = select(t.counts[r], t, detail)
-        build = measures.proportion_ratio if ratio else measures.proportion_difference
-        return build(
-            metric=metric, group=group, reference=reference, x1=x1, n1=n1, x0=x0, n0=n0, tolerance=cfg.threshold
+        x1, n1 = select(t.counts[t.groups.index(group)], t, detail)
+        x0, n0 = select(t.counts[t.groups.index(reference)], t, detail)
+        return measures.two_proportions(
+            compare=compare,
+            metric=metric,
+            group=group,
+            reference=reference,
+            x1=x1,
+            n1=n1,
+            x0=x0,
+            n0=n0,
+            tolerance=cfg.threshold,
         )
 
     return pair_measure
@@ -136,14 +144,16 @@ class CriterionSpec:
 
 
 CRITERIA: dict[str, CriterionSpec] = {
-    "accuracy_gap": CriterionSpec("pair", "accuracy difference", pair_measure=_proportion(_correct, ratio=False)),
+    "accuracy_gap": CriterionSpec(
+        "pair", "accuracy difference", pair_measure=_proportion(_correct, compare="difference")
+    ),
     "accuracy_gap_stratified": CriterionSpec("pair", "stratified accuracy difference", pair_measure=_stratified),
-    "recall_gap": CriterionSpec("pair", "recall difference", _emotions, _proportion(_recall, ratio=False)),
+    "recall_gap": CriterionSpec("pair", "recall difference", _emotions, _proportion(_recall, compare="difference")),
     "confusion_ratio": CriterionSpec(
-        "pair", "confusion rate ratio", _confusion_pairs, _proportion(_confusion, ratio=True)
+        "pair", "confusion rate ratio", _confusion_pairs, _proportion(_confusion, compare="ratio")
     ),
     "non_answer_gap": CriterionSpec(
-        "pair", "non-answer rate difference", pair_measure=_proportion(_non_answer, ratio=False)
+        "pair", "non-answer rate difference", pair_measure=_proportion(_non_answer, compare="difference")
     ),
     "accuracy_floor": CriterionSpec("group", "accuracy"),
     "association": CriterionSpec("attribute", "accuracy spread"),

@@ -42,15 +42,6 @@ def _worst_side(values: list[float], *, worst: Callable[[list[float]], float]) -
     return worst(finite) if finite else math.nan
 
 
-def _edge_alternatives(pooled: float, *, difference: float | None = None, ratio: float | None = None) -> list[float]:
-    """Rates at the band's edges around a pooled baseline, those that are valid proportions."""
-    if difference is not None:
-        edges = [pooled + difference, pooled - difference]
-    else:
-        edges = [pooled * ratio, pooled / ratio]
-    return [p for p in edges if 0.0 < p < 1.0 and p != pooled]
-
-
 def _power_functions(*, n1: int, n0: int, pooled: float, edges: list[float]):
     """Power at the band's edge (the weaker side) and the n per group that would reach a target."""
 
@@ -68,67 +59,67 @@ def _power_functions(*, n1: int, n0: int, pooled: float, edges: list[float]):
     return power_at, needed_n_at
 
 
-def proportion_difference(
-    *, metric: str, group: str, reference: str, x1: int, n1: int, x0: int, n0: int, tolerance: float
+@dataclass(frozen=True)
+class _Comparison:
+    """How two proportions are compared: the estimator, the band, and the rates at its edges."""
+
+    estimator: Callable[..., stats.Estimate]
+    band: Callable[[float], Band]
+    threshold: Callable[[float], str]
+    edges: Callable[[float, float], tuple[float, float]]  # (pooled rate, tolerance) -> alternatives
+
+
+COMPARISONS = {
+    # Newcombe 1998 hybrid score interval for p1 - p0; the band is +-tolerance.
+    "difference": _Comparison(
+        stats.newcombe_difference,
+        lambda t: Band(low=-t, high=t),
+        lambda t: f"|difference| <= {t:g}",
+        lambda pooled, t: (pooled + t, pooled - t),
+    ),
+    # Katz 1978 log interval for p1 / p0 (zero-cell rule in stats.katz_ratio); band [1/r, r].
+    "ratio": _Comparison(
+        stats.katz_ratio,
+        lambda r: Band(low=1 / r, high=r),
+        lambda r: f"ratio in [{1 / r:.3g}, {r:g}]",
+        lambda pooled, r: (pooled * r, pooled / r),
+    ),
+}
+
+
+def two_proportions(
+    *, compare: str, metric: str, group: str, reference: str, x1: int, n1: int, x0: int, n0: int, tolerance: float
 ) -> Measure:
-    """Difference of two proportions: Newcombe interval, z / Fisher test, power at +-tolerance."""
-    diff = stats.newcombe_difference(x1=x1, n1=n1, x0=x0, n0=n0, confidence=0.95)
-    test = stats.two_proportion_test(x1=x1, n1=n1, x0=x0, n0=n0)
-    pooled = (x1 + x0) / (n1 + n0)
-    power_at, needed_n_at = _power_functions(
-        n1=n1, n0=n0, pooled=pooled, edges=_edge_alternatives(pooled, difference=tolerance)
-    )
+    """Two proportions compared by difference or ratio; z-test (Fisher when counts are small).
 
-    def interval_at(confidence: float) -> tuple[float, float]:
-        est = stats.newcombe_difference(x1=x1, n1=n1, x0=x0, n0=n0, confidence=confidence)
-        return est.low, est.high
-
-    return Measure(
-        metric=metric,
-        estimate=diff.estimate,
-        p_value=test.p_value,
-        test_method=test.method,
-        band=Band(low=-tolerance, high=tolerance),
-        threshold=f"|difference| <= {tolerance:g}",
-        interval_at=interval_at,
-        power_at=power_at,
-        needed_n_at=needed_n_at,
-        n={group: n1, reference: n0},
-        rates={group: _rate(x1, n1), reference: _rate(x0, n0)},
-    )
-
-
-def proportion_ratio(
-    *, metric: str, group: str, reference: str, x1: int, n1: int, x0: int, n0: int, tolerance: float
-) -> Measure:
-    """Ratio of two rates: Katz log interval (zero-cell rule in stats.katz_ratio), z / Fisher test.
-
-    The raw count ratio x1 / x0 is carried for display only: it ignores group sizes.
+    Power is judged at the band's edges around the pooled rate (the weaker side). For a ratio
+    the raw count ratio x1 / x0 is carried for display only: it ignores group sizes.
     """
-    ratio = stats.katz_ratio(x1=x1, n1=n1, x0=x0, n0=n0, confidence=0.95)
+    how = COMPARISONS[compare]
+    point = how.estimator(x1=x1, n1=n1, x0=x0, n0=n0, confidence=0.95)
     test = stats.two_proportion_test(x1=x1, n1=n1, x0=x0, n0=n0)
     pooled = (x1 + x0) / (n1 + n0)
-    power_at, needed_n_at = _power_functions(
-        n1=n1, n0=n0, pooled=pooled, edges=_edge_alternatives(pooled, ratio=tolerance)
-    )
+    edges = [p for p in how.edges(pooled, tolerance) if 0.0 < p < 1.0 and p != pooled]
+    power_at, needed_n_at = _power_functions(n1=n1, n0=n0, pooled=pooled, edges=edges)
 
     def interval_at(confidence: float) -> tuple[float, float]:
-        est = stats.katz_ratio(x1=x1, n1=n1, x0=x0, n0=n0, confidence=confidence)
+        est = how.estimator(x1=x1, n1=n1, x0=x0, n0=n0, confidence=confidence)
         return est.low, est.high
 
+    zero_corrected = getattr(point, "zero_corrected", False)
     return Measure(
         metric=metric,
-        estimate=ratio.estimate,
+        estimate=point.estimate,
         p_value=test.p_value,
-        test_method=test.method + (" (zero cell: +0.5 to every cell)" if ratio.zero_corrected else ""),
-        band=Band(low=1 / tolerance, high=tolerance),
-        threshold=f"ratio in [{1 / tolerance:.3g}, {tolerance:g}]",
+        test_method=test.method + (" (zero cell: +0.5 to every cell)" if zero_corrected else ""),
+        band=how.band(tolerance),
+        threshold=how.threshold(tolerance),
         interval_at=interval_at,
         power_at=power_at,
         needed_n_at=needed_n_at,
         n={group: n1, reference: n0},
         rates={group: _rate(x1, n1), reference: _rate(x0, n0)},
-        count_ratio=x1 / x0 if x0 else math.inf if x1 else math.nan,
+        count_ratio=(x1 / x0 if x0 else math.inf if x1 else math.nan) if compare == "ratio" else None,
     )
 
 
@@ -178,9 +169,8 @@ def stratified_difference(
     test = stats.cmh_association_test(table=table)
     total1, total0 = int(n1.sum()), int(n0.sum())
     pooled = float((x1.sum() + x0.sum()) / max(total1 + total0, 1))
-    power_at, needed_n_at = _power_functions(
-        n1=total1, n0=total0, pooled=pooled, edges=_edge_alternatives(pooled, difference=tolerance)
-    )
+    edges = [p for p in COMPARISONS["difference"].edges(pooled, tolerance) if 0.0 < p < 1.0]
+    power_at, needed_n_at = _power_functions(n1=total1, n0=total0, pooled=pooled, edges=edges)
 
     def interval_at(confidence: float) -> tuple[float, float]:
         est = stats.mantel_haenszel_difference(x1=x1, n1=n1, x0=x0, n0=n0, confidence=confidence)
