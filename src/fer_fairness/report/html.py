@@ -35,6 +35,8 @@ def _num(value: Any, digits: int = 3) -> str:
     if isinstance(value, float) and math.isinf(value):
         return "∞" if value > 0 else "−∞"
     if isinstance(value, float):
+        if abs(value) < 1e-12:  # floating-point dust around an exact 0 (e.g. a bootstrap bound)
+            value = 0.0
         return f"{value:.{digits}g}" if abs(value) < 10 ** -(digits - 1) and value != 0 else f"{value:.{digits}f}"
     return str(value)
 
