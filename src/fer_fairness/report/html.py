@@ -23,6 +23,9 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["num"] = _num
+    # Interval bounds: floating-point dust around an exact 0 (a bootstrap bound) reads as 0. Not for
+    # p-values, where 1e-26 is information.
+    env.filters["bound"] = lambda v: _num(0.0 if isinstance(v, float) and abs(v) < 1e-12 else v)
     env.filters["percent"] = lambda value: "" if value is None else f"{value * 100:.4g}%"
     return env
 
@@ -35,8 +38,6 @@ def _num(value: Any, digits: int = 3) -> str:
     if isinstance(value, float) and math.isinf(value):
         return "∞" if value > 0 else "−∞"
     if isinstance(value, float):
-        if abs(value) < 1e-12:  # floating-point dust around an exact 0 (e.g. a bootstrap bound)
-            value = 0.0
         return f"{value:.{digits}g}" if abs(value) < 10 ** -(digits - 1) and value != 0 else f"{value:.{digits}f}"
     return str(value)
 
