@@ -19,3 +19,7 @@ class ModelError(FairnessError):
 
 class BudgetExhausted(ModelError):
     """An API model used up its token or spend budget; everything answered so far is cached."""
+
+
+class DatasetWarning(UserWarning):
+    """Something about a loaded dataset the user should know but that need not stop the run."""

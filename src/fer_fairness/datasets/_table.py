@@ -30,8 +30,12 @@ class Dataset:
     emotions: tuple[str, ...]
     description: str = ""
     # Samples left out where the user opted in to exclusion (never silently): one row each with
-    # `path`, `reason` and whatever attribute values are known. Reported per reason and group.
+    # `path`, `reason` (a fixed phrase per kind of problem), optionally `detail`, and whatever
+    # attribute values are known. Reported per reason and group.
     exclusions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "reason"]))
+    # Plain-language remarks for the report (also issued as DatasetWarning when loading), e.g. a
+    # study subset whose image count differs from the study's.
+    notes: tuple[str, ...] = ()
 
     def fingerprint(self) -> str:
         """Hash of sorted sample ids, labels, attributes and image bytes: changes when the data does."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fer_fairness.datasets._hygiene import path_problem
 from fer_fairness.datasets._table import REQUIRED_COLUMNS, Dataset, validate_samples
 from fer_fairness.errors import DatasetError, FairnessError
 from fer_fairness.specs import Spec, check_options
@@ -70,10 +71,10 @@ def _check_paths(samples: pd.DataFrame, *, root: Path, source: str) -> None:
     """Every image must exist and stay inside the dataset root (symlinks resolved)."""
     escaping, missing = [], []
     for rel in samples["path"]:
-        target = (root / rel).resolve()
-        if not target.is_relative_to(root):
+        problem = path_problem(root, rel)
+        if problem == "escapes":
             escaping.append(rel)
-        elif not target.is_file():
+        elif problem == "missing":
             missing.append(rel)
     if escaping:
         raise DatasetError(
