@@ -1,0 +1,251 @@
+"""What every chat-API adapter shares: cache first, resilient calls for what is missing, strict reading.
+
+A subclass says how to send one image with the prompt (``_send``), what identifies its answers
+(``settings``) and how to read a stored response (``interpret``). The response is stored before it
+is read, so ``interpret`` can change without a single new call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+
+from fer_fairness.datasets._table import Dataset
+from fer_fairness.errors import ConfigError, ModelError
+from fer_fairness.labels import NON_ANSWERS
+from fer_fairness.models import prompts as prompt_book
+from fer_fairness.models._base import OUTCOME_COLUMNS, PredictContext
+from fer_fairness.models.parsing import Parsed
+from fer_fairness.models.resilience import Backoff, Failure, Reply, Runner, Usage
+from fer_fairness.models.response_cache import ResponseCache, cache_key, content_digest
+from fer_fairness.specs import Spec, check_options
+
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reading:
+    """A stored response read: the outcome, why, and the model version it reports (if any)."""
+
+    outcome: str
+    reason: str
+    version: str | None = None
+
+    @classmethod
+    def of(cls, parsed: Parsed, *, version: str | None = None) -> Reading:
+        return cls(outcome=parsed.outcome, reason=parsed.reason, version=version)
+
+
+@dataclass(kw_only=True)
+class _Job:
+    key: str
+    path: Path
+    digest: str
+    sample_ids: list[str] = field(default_factory=list)
+
+
+def image_mime(data: bytes, path: Path) -> str:
+    """The image's media type from its first bytes (file names lie), for the data URL / inline part."""
+    for magic, mime in _MAGIC:
+        if data.startswith(magic):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    raise ModelError(f"cannot send image {path}: not a PNG, JPEG, GIF or WebP file")
+
+
+def int_option(spec: Spec, key: str, default: int | None, *, minimum: int) -> int | None:
+    """An integer ``?key=`` option, checked: which option, what is allowed, what was given."""
+    text = spec.option(key)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise ConfigError(f"model '{spec.text}': option {key} must be an integer >= {minimum}; got {text!r}")
+    return value
+
+
+def flag_option(spec: Spec, key: str, default: bool) -> bool:
+    text = spec.option(key)
+    if text is None:
+        return default
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"model '{spec.text}': option {key} must be 1 or 0 (true/false); got {text!r}")
+
+
+class ChatModel:
+    """Base of the chat-API adapters; see the module docstring.
+
+    The keyword arguments exist for tests: ``env`` replaces the process environment, ``sleep``,
+    ``clock`` and ``rng`` drive the backoff, ``backoff`` its base and cap.
+    """
+
+    kind: ClassVar[str]
+    OPTIONS: ClassVar[tuple[str, ...]] = ("name", "seed", "max_tokens", "structured")
+
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        env: Mapping[str, str] | None = None,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ):
+        check_options(spec, self.OPTIONS, what="model")
+        if not spec.target.strip():
+            raise ConfigError(f"model '{spec.text}': name the model after '{self.kind}:', e.g. {self.example}")
+        self.spec = spec
+        self.model_id = spec.target.strip()
+        self.name = spec.option("name") or self.model_id
+        # The API seed is the model's, not the run's: a new statistics seed must not repay every call.
+        self.seed = int_option(spec, "seed", 0, minimum=0)
+        self.max_tokens = int_option(spec, "max_tokens", 64, minimum=1)
+        self.structured = flag_option(spec, "structured", True)
+        self.env = dict(os.environ if env is None else env)
+        self._backoff = backoff
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng
+        self._usage = Usage()
+        self._versions: set[str] = set()
+        self._versions_lock = threading.Lock()
+        self._prompts: dict[str, str] = {}
+
+    # -- what a subclass provides ---------------------------------------------------------------
+
+    example: ClassVar[str] = ""
+
+    def settings(self, labels: Sequence[str]) -> dict[str, Any]:
+        """Every setting that shapes an answer (part of the cache key)."""
+        raise NotImplementedError
+
+    def interpret(self, payload: Any, labels: Sequence[str]) -> Reading:
+        """A stored response -> outcome; pure, so it can be re-run over the cache."""
+        raise NotImplementedError
+
+    def _connect(self, context: PredictContext) -> None:
+        """Make the client (checking the key) before the first call; not needed for a cached run."""
+        raise NotImplementedError
+
+    def _send(self, image: bytes, mime: str, prompt: str, labels: Sequence[str], timeout_s: float) -> Reply:
+        """One request; raises TransientError, PermanentError or ModelError (stops the run)."""
+        raise NotImplementedError
+
+    # -- the contract -----------------------------------------------------------------------------
+
+    def usage(self) -> dict[str, int]:
+        """Calls made, cache hits, retries, tokens used, and outcomes by kind, for the summary."""
+        return self._usage.as_dict()
+
+    def prompts(self) -> dict[str, str]:
+        """The template, and the prompt as rendered for each dataset seen."""
+        rendered = {f"chat[{dataset}]": text for dataset, text in sorted(self._prompts.items())}
+        return {"chat": prompt_book.TEMPLATES["chat"], **rendered}
+
+    def model_versions(self) -> list[str]:
+        with self._versions_lock:
+            return sorted(self._versions)
+
+    def predict(self, dataset: Dataset, *, context: PredictContext) -> pd.DataFrame:
+        labels = tuple(dataset.emotions)
+        prompt = prompt_book.chat_prompt(labels)
+        self._prompts[dataset.name] = prompt
+        settings = self.settings(labels)
+        jobs: dict[str, _Job] = {}
+        for sample_id, relative in dataset.samples[["sample_id", "path"]].itertuples(index=False):
+            path = dataset.root / relative
+            digest = content_digest(self._read(path))
+            key = cache_key(model=self.model_id, inputs={"image": digest}, prompt=prompt, settings=settings)
+            # Identical images are one question: asked once, answered for every sample showing them.
+            jobs.setdefault(key, _Job(key=key, path=path, digest=digest)).sample_ids.append(str(sample_id))
+        results: dict[str, tuple[str, str]] = {}
+        with ResponseCache.in_dir(context.cache_dir) as cache:
+            for key, entry in cache.get_many(jobs).items():
+                self._usage.add("cache_hits")
+                self._record(jobs.pop(key), entry.payload, labels, results)
+            missing = list(jobs.values())
+            if missing:
+                self._connect(context)
+
+                def call(job: _Job, timeout_s: float) -> Reply:
+                    image = self._read(job.path)
+                    if content_digest(image) != job.digest:
+                        raise ModelError(f"{self.name}: image {job.path} changed during the run; run again")
+                    return self._send(image, image_mime(image, job.path), prompt, labels, timeout_s)
+
+                def on_reply(job: _Job, reply: Reply) -> None:
+                    cache.put(job.key, reply.payload, model=self.model_id, meta={"tokens": reply.tokens})
+                    self._record(job, reply.payload, labels, results)
+
+                def on_failure(job: _Job, failure: Failure) -> None:
+                    raw = {"error": failure.kind, "message": failure.message, "attempts": failure.attempts}
+                    for sample_id in job.sample_ids:
+                        self._usage.add("error")
+                        results[sample_id] = ("error", _compact(raw))
+
+                runner: Runner[_Job] = Runner(
+                    name=self.name,
+                    context=context,
+                    usage=self._usage,
+                    backoff=self._backoff,
+                    sleep=self._sleep,
+                    clock=self._clock,
+                    rng=self._rng,
+                )
+                runner.run(
+                    missing, call=call, on_reply=on_reply, on_failure=on_failure, desc=f"{self.name} on {dataset.name}"
+                )
+        order = dataset.samples["sample_id"].astype(str)
+        return pd.DataFrame([(sample_id, *results[sample_id]) for sample_id in order], columns=list(OUTCOME_COLUMNS))
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _record(self, job: _Job, payload: Any, labels: Sequence[str], results: dict[str, tuple[str, str]]) -> None:
+        reading = self.interpret(payload, labels)
+        if reading.version:
+            with self._versions_lock:
+                self._versions.add(reading.version)
+        raw = _compact(payload)
+        for sample_id in job.sample_ids:
+            self._usage.add(reading.outcome if reading.outcome in NON_ANSWERS else "answered")
+            results[sample_id] = (reading.outcome, raw)
+
+    def _read(self, path: Path) -> bytes:
+        try:
+            return path.read_bytes()
+        except OSError as error:
+            raise ModelError(f"{self.name}: cannot read image {path}: {error.strerror}") from None
+
+    def _secret(self, names: Sequence[str]) -> str:
+        """The first of ``names`` set in the environment, or one line saying what was looked for."""
+        for name in names:
+            value = self.env.get(name, "").strip()
+            if value:
+                return value
+        raise ModelError(
+            f"{self.name}: no API key; set {' or '.join(names)} in the environment "
+            "(responses already cached are used without one)"
+        )
+
+
+def _compact(payload: Any) -> str:
+    if isinstance(payload, bytes):
+        return payload.decode("utf-8", "replace")
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,225 @@
+"""One content-addressed, persistent cache of model responses, shared by every adapter.
+
+An entry is what a model returned for one input, stored *before* it is interpreted: a chat API's raw
+response body (JSON), an embedding (bytes), a local model's generated text. Interpreting it again
+(a fixed parser, a new non-answer rule) therefore costs no model call.
+
+The key (``cache_key``) is a SHA-256 over everything that determines the answer: the content digest
+of each input (image bytes), the rendered prompt, the model id and version, every generation and
+preprocessing setting, and ``CACHE_SCHEMA_VERSION``. A path, a sample id or a dataset name is never
+part of it, so the same image asked the same question is paid for once, whatever it is called.
+
+Storage is one SQLite file (``responses.sqlite`` under the cache directory) in WAL mode with full
+synchronous commits. Every ``put`` is its own committed transaction: a run killed at any instant
+loses at most the answers it had not yet written, and a re-run asks only for those. Several processes
+(pytest-xdist workers) and threads may read and write at once; the first answer written for a key
+is kept. What to store is the caller's decision: a transport error is never a response, so adapters
+do not put one; a refusal or a safety block is the model's final answer and is stored like any other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from fer_fairness.errors import ModelError
+
+# Part of every key: bump it to make every stored response unreachable (e.g. when what a payload
+# means changes for all adapters). An adapter-specific change belongs in that adapter's settings.
+CACHE_SCHEMA_VERSION: Final = 1
+# The table layout of the file (PRAGMA user_version); a file with another layout is not touched.
+LAYOUT_VERSION: Final = 1
+FILENAME: Final = "responses.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key     TEXT PRIMARY KEY,
+    model   TEXT NOT NULL,
+    kind    TEXT NOT NULL CHECK (kind IN ('json', 'bytes')),
+    payload BLOB NOT NULL,
+    meta    TEXT NOT NULL,
+    created REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS responses_model ON responses (model);
+"""
+_BATCH = 500  # keys per SELECT, well under SQLite's bound-parameter limit
+
+
+_INSERT = "INSERT OR IGNORE INTO responses (key, model, kind, payload, meta, created) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+def content_digest(data: bytes) -> str:
+    """SHA-256 of an input's bytes: how an image enters a key."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def cache_key(
+    *,
+    model: str,
+    inputs: Mapping[str, str],
+    settings: Mapping[str, Any],
+    prompt: str = "",
+    version: str = "",
+) -> str:
+    """The key of one model answer.
+
+    ``inputs`` maps each input's role to its content digest (``{"image": content_digest(data)}``);
+    ``settings`` holds every generation and preprocessing setting and must be JSON-serialisable
+    (anything else is a bug, not something to stringify silently); ``version`` is the model version
+    where it is known before the call (a checkpoint digest, a dated snapshot).
+    """
+    document = {
+        "schema": CACHE_SCHEMA_VERSION,
+        "model": model,
+        "version": version,
+        "inputs": dict(inputs),
+        "prompt": prompt,
+        "settings": dict(settings),
+    }
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One stored answer: ``payload`` comes back as it was put (bytes, or a JSON value)."""
+
+    key: str
+    model: str
+    payload: Any
+    meta: dict[str, Any] = field(default_factory=dict)
+    created: float = 0.0
+
+
+class ResponseCache:
+    """The SQLite store behind ``cache_key``; open one per run (``in_dir``) and close it when done."""
+
+    def __init__(self, path: Path, *, busy_timeout_s: float = 60.0):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as error:
+            raise ModelError(f"response cache {self.path}: cannot open it ({error})") from None
+        try:
+            self._prepare()
+        except sqlite3.DatabaseError as error:
+            self._db.close()
+            raise ModelError(
+                f"response cache {self.path}: not a usable SQLite file ({error}); "
+                "move it aside or choose another cache directory"
+            ) from None
+
+    @classmethod
+    def in_dir(cls, cache_dir: Path) -> ResponseCache:
+        """The cache file of a cache directory (``--fairness-cache-dir``)."""
+        return cls(Path(cache_dir) / FILENAME)
+
+    def _prepare(self) -> None:
+        db = self._db
+        db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, across processes
+        db.execute("PRAGMA synchronous=FULL")  # a commit survives a power cut, not just a killed process
+        db.execute("BEGIN IMMEDIATE")  # two workers creating the file take turns
+        try:
+            layout = db.execute("PRAGMA user_version").fetchone()[0]
+            if layout == 0:
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version={LAYOUT_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        if layout not in (0, LAYOUT_VERSION):
+            db.close()
+            raise ModelError(
+                f"response cache {self.path}: written with layout version {layout}, this version reads "
+                f"{LAYOUT_VERSION}; move it aside or choose another cache directory"
+            )
+
+    def get(self, key: str) -> Entry | None:
+        """The answer stored under ``key``, or None."""
+        return self.get_many([key]).get(key)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Entry]:
+        """The stored answers among ``keys`` (missing keys are simply absent)."""
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, Entry] = {}
+        for start in range(0, len(keys), _BATCH):
+            batch = keys[start : start + _BATCH]
+            marks = ",".join("?" * len(batch))
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT key, model, kind, payload, meta, created FROM responses WHERE key IN ({marks})", batch
+                ).fetchall()
+            for key, model, kind, payload, meta, created in rows:
+                value = bytes(payload) if kind == "bytes" else json.loads(payload)
+                found[key] = Entry(key=key, model=model, payload=value, meta=json.loads(meta), created=created)
+        return found
+
+    def put(self, key: str, payload: Any, *, model: str, meta: Mapping[str, Any] | None = None) -> bool:
+        """Store and commit one answer; False when the key already had one (the first one is kept)."""
+        with self._lock:
+            cursor = self._db.execute(_INSERT, _row(key, payload, model, meta))
+        return cursor.rowcount == 1
+
+    def put_many(self, items: Iterable[tuple[str, Any]], *, model: str, meta: Mapping[str, Any] | None = None) -> int:
+        """Store ``(key, payload)`` pairs in one committed transaction (a batch of local-model outputs,
+        where one commit per row would cost more than the model); returns how many were new."""
+        rows = [_row(key, payload, model, meta) for key, payload in items]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                before = self._db.total_changes
+                self._db.executemany(_INSERT, rows)
+                added = self._db.total_changes - before
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return added
+
+    def discard(self, keys: Iterable[str]) -> int:
+        """Forget answers (e.g. to ask again after a provider fixed a bug); returns how many were stored."""
+        removed = 0
+        keys = list(keys)
+        for start in range(0, len(keys), _BATCH):
+            batch = keys[start : start + _BATCH]
+            with self._lock:
+                cursor = self._db.execute(f"DELETE FROM responses WHERE key IN ({','.join('?' * len(batch))})", batch)
+            removed += cursor.rowcount
+        return removed
+
+    def count(self, *, model: str | None = None) -> int:
+        """How many answers are stored (for one model id, or in all)."""
+        with self._lock:
+            if model is None:
+                return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+            return self._db.execute("SELECT COUNT(*) FROM responses WHERE model = ?", (model,)).fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> ResponseCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _row(key: str, payload: Any, model: str, meta: Mapping[str, Any] | None) -> tuple:
+    if isinstance(payload, bytes | bytearray | memoryview):
+        kind, stored = "bytes", bytes(payload)
+    else:
+        kind, stored = "json", json.dumps(payload, ensure_ascii=False, allow_nan=False)
+    meta_text = json.dumps(dict(meta or {}), sort_keys=True, ensure_ascii=False, allow_nan=False)
+    return key, model, kind, stored, meta_text, time.time()
