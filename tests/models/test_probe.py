@@ -292,3 +292,17 @@ def test_probe_module_does_not_load_the_hog_embedder():
     code = "import sys, fer_fairness.models.probe; print('fer_fairness.models.hog' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "False"
+
+
+def test_too_few_subjects_per_group_is_a_model_error_not_a_traceback():
+    from fer_fairness.errors import ModelError
+    from fer_fairness.models.probe import outer_folds
+
+    rows = [
+        {"sample_id": f"{g}{s}{e}", "emotion": e, "subject_id": f"{g}{s}", "race": g}
+        for g in ("a", "b")
+        for s in range(3)
+        for e in ("anger", "fear")
+    ]
+    with pytest.raises(ModelError, match=r"cannot split 6 subjects into 5 folds by subject"):
+        outer_folds(pd.DataFrame(rows), ["race"], n_splits=5, seed=0)

@@ -98,7 +98,13 @@ def _split(strata: np.ndarray, groups: np.ndarray, *, n_splits: int, seed: int):
         # Fine strata (emotion x every attribute) are often smaller than n_splits in small sets;
         # the split stays grouped and as balanced as the data allows.
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        yield from splitter.split(np.zeros(len(strata)), strata, groups)
+        try:
+            yield from splitter.split(np.zeros(len(strata)), strata, groups)
+        except ValueError as error:  # scikit-learn's word for "too few subjects to split this way"
+            raise ModelError(
+                f"linear probe: cannot split {len(set(groups))} subjects into {n_splits} folds by subject "
+                f"({error}); use a dataset with more subjects per group"
+            ) from None
 
 
 def _check_enough_subjects(groups: np.ndarray, n_splits: int, *, where: str) -> None:
