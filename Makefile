@@ -8,20 +8,28 @@ export HF_HUB_OFFLINE := 1
 
 .PHONY: fairness test test-all clean
 
-$(VENV)/.installed: pyproject.toml
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+
+# The core install (no torch): enough for the gate on the offline default, predictions and manifests.
+$(VENV)/.core: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
 	touch $@
 
-fairness: $(VENV)/.installed
+# Everything the project's own tests need, model extras included (torch: a few GB, about a minute).
+$(VENV)/.dev: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@ $(VENV)/.core
+
+fairness: $(VENV)/.core
 	$(PY) -m pytest fairness_tests
 
-test: $(VENV)/.installed
+test: $(VENV)/.dev
 	$(PY) -m ruff check src tests fairness_tests benchmarks conftest.py
 	$(PY) -m pytest tests -m "not slow"
 
-test-all: $(VENV)/.installed
+test-all: $(VENV)/.dev
 	$(PY) -m pytest tests
 
 clean:

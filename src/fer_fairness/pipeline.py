@@ -158,6 +158,7 @@ def _facts(state: RunState, datasets: list[Dataset], models: list[Model]) -> dic
                 "emotions": list(d.emotions),
                 "composition": _composition(d),
                 "exclusions": _exclusions(d),
+                "notes": list(d.notes),
             }
             for d, spec in zip(datasets, state.dataset_specs, strict=True)
         },

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 
 from fer_fairness.config import load_thresholds
 from fer_fairness.criteria.records import Record
-from fer_fairness.errors import FairnessError
+from fer_fairness.datasets import DATASETS
+from fer_fairness.errors import DatasetWarning, FairnessError
+from fer_fairness.models import MODELS
 from fer_fairness.report.collector import ReportCollector
 from fer_fairness.session import RunState
 
@@ -45,16 +48,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         default=[],
         metavar="SPEC",
-        help="dataset to evaluate, repeatable: manifest:PATH(.csv|.parquet)[?name=N&emotion=COL&...] "
-        "or synthetic (default: synthetic, the generated offline face set)",
+        help="dataset to evaluate, repeatable: "
+        + ", ".join(DATASETS.usage.values())
+        + " (options after ?, e.g. manifest:faces.csv?name=N&emotion=COL; default: synthetic, a generated face set)",
     )
     group.addoption(
         "--fairness-model",
         action="append",
         default=[],
         metavar="SPEC",
-        help="model under test, repeatable: predictions:PATH(.csv|.parquet)[?name=N] or hog-probe "
-        "(default: hog-probe, a linear probe on HOG features)",
+        help="model under test, repeatable: "
+        + ", ".join(MODELS.usage.values())
+        + " (options after ?, e.g. ?name=N; default: hog-probe, a linear probe on HOG features)",
     )
     group.addoption(
         "--fairness-thresholds",
@@ -189,7 +194,16 @@ def _prepare(config: pytest.Config) -> dict[str, list[Record]]:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             state.say = reporter.write_line
-        state.prepare()
+        # Loaders warn about what need not stop the run (a study subset of unexpected size); this
+        # runs before pytest collects warnings, so pass them on to the terminal here.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DatasetWarning)
+            state.prepare()
+        for warning in caught:
+            if issubclass(warning.category, DatasetWarning):
+                state.say(f"fer-fairness: warning: {warning.message}")
+            else:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return state.records
 
 

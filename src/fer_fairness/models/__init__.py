@@ -7,8 +7,21 @@ MODELS = Registry(
     entries={
         "predictions": "fer_fairness.models.predictions:PredictionsModel",
         "hog-probe": "fer_fairness.models.probe:hog_probe",
+        "openai": "fer_fairness.models.openai_chat:OpenAIChatModel",
+        "gemini": "fer_fairness.models.gemini:GeminiModel",
+        "clip-zeroshot": "fer_fairness.models.clip:ClipZeroShot",
+        "clip-probe": "fer_fairness.models.clip:clip_probe",
+        "paligemma": "fer_fairness.models.paligemma:PaliGemma",
     },
-    usage={"predictions": "predictions:PATH.csv|PATH.parquet", "hog-probe": "hog-probe"},
+    usage={
+        "predictions": "predictions:PATH.csv|PATH.parquet",
+        "hog-probe": "hog-probe",
+        "openai": "openai:MODEL",
+        "gemini": "gemini:MODEL",
+        "clip-zeroshot": "clip-zeroshot:ARCH@PRETRAINED",
+        "clip-probe": "clip-probe:ARCH@PRETRAINED",
+        "paligemma": "paligemma:REPO_OR_PATH",
+    },
 )
 
 __all__ = ["MODELS"]
