@@ -32,15 +32,18 @@ class Registry:
     entries: Mapping[str, str]
     usage: Mapping[str, str]  # kind -> example spec, for messages
 
-    def parse(self, text: str, *, allowed_options: Mapping[str, tuple[str, ...]] | None = None) -> Spec:
-        kind, _, rest = text.partition(":")
+    def parse(self, text: str) -> Spec:
+        """Split ``kind:target?key=value&...``; an unknown kind or a missing target is a ConfigError."""
+        head, _, query = text.partition("?")
+        kind, _, target = head.partition(":")
         if kind not in self.entries:
             close = difflib.get_close_matches(kind, self.entries, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise ConfigError(
                 f"unknown {self.what} kind '{kind}' in '{text}'{hint} (known: {', '.join(self.usage.values())})"
             )
-        target, _, query = rest.partition("?")
+        if ":" in self.usage[kind] and not target:
+            raise ConfigError(f"{self.what} '{text}' needs a target after the colon: {self.usage[kind]}")
         # Split by hand rather than parse_qsl: a "+" in a value is literal here (group names use it).
         options = {}
         for part in filter(None, query.split("&")):
