@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import platform
 import sys
+import time
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -29,6 +30,7 @@ _VERSIONS = ("numpy", "scipy", "statsmodels", "pandas", "scikit-learn", "pytest"
 
 def run(state: RunState) -> tuple[list[Record], dict[str, Any]]:
     """Every model on every dataset, every grouping, every criterion: the records and the run facts."""
+    started = time.perf_counter()
     datasets = [_load_dataset(state, spec) for spec in state.dataset_specs]
     models = [_build_model(spec) for spec in state.model_specs]
     _unique("dataset", [d.name for d in datasets])
@@ -41,7 +43,12 @@ def run(state: RunState) -> tuple[list[Record], dict[str, Any]]:
         joined = join_outcomes(dataset.samples, outcomes, model=model.name, dataset=dataset.name)
         tables.extend(_tables(state, model.name, dataset, joined))
     records = evaluate(tables, thresholds=state.thresholds, seed=state.seed)
-    return records, _facts(state, datasets, models)
+    facts = _facts(state, datasets, models)
+    state.say(
+        f"fer-fairness: {len(records)} fairness tests from {len(models)} model(s) x {len(datasets)} dataset(s) "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    return records, facts
 
 
 def _load_dataset(state: RunState, spec: Spec) -> Dataset:
