@@ -8,9 +8,8 @@ import warnings
 import pytest
 
 from fer_fairness.datasets import DATASETS
-from fer_fairness.datasets._table import Dataset
-from fer_fairness.errors import ConfigError, DatasetError, DatasetWarning
-from tests.datasets.trees import cfd_path, write_images, write_norming_workbook
+from fer_fairness.errors import ConfigError, DatasetWarning
+from tests.datasets.trees import cfd_path, error, load, write_images, write_norming_workbook
 
 NAMES = [
     "CFD-AF-200-228-N.jpg",
@@ -22,20 +21,6 @@ NAMES = [
     "CFD-MM-301-001-N.jpg",
     "CFD-IF-601-519-N.jpg",
 ]
-
-
-def load(spec: str) -> Dataset:
-    parsed = DATASETS.parse(spec)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DatasetWarning)
-        return DATASETS.factory(parsed.kind)(parsed, cache_dir=None, seed=0, progress=False)
-
-
-def error(spec: str, kind: type[Exception] = DatasetError) -> str:
-    with pytest.raises(kind) as info:
-        load(spec)
-    assert "\n" not in str(info.value)
-    return str(info.value)
 
 
 def tree(root, names=NAMES):

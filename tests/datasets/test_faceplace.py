@@ -7,9 +7,8 @@ import warnings
 import pytest
 
 from fer_fairness.datasets import DATASETS
-from fer_fairness.datasets._table import Dataset
-from fer_fairness.errors import ConfigError, DatasetError, DatasetWarning
-from tests.datasets.trees import write_images
+from fer_fairness.errors import ConfigError, DatasetWarning
+from tests.datasets.trees import error, load, write_images
 
 FILES = [
     "asian/ab_1_happy.jpg",
@@ -23,20 +22,6 @@ FILES = [
 
 
 DEFAULT = r"(?P<identity>[^_]+_[^_]+)(?:_(?P<view>\d{2}[FLR]))?_(?P<expression>[A-Za-z]+)"
-
-
-def load(spec: str) -> Dataset:
-    parsed = DATASETS.parse(spec)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DatasetWarning)
-        return DATASETS.factory(parsed.kind)(parsed, cache_dir=None, seed=0, progress=False)
-
-
-def error(spec: str, kind: type[Exception] = DatasetError) -> str:
-    with pytest.raises(kind) as info:
-        load(spec)
-    assert "\n" not in str(info.value)
-    return str(info.value)
 
 
 def test_folders_and_names_give_race_identity_expression_and_view(tmp_path):

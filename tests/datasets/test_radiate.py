@@ -7,25 +7,10 @@ import warnings
 import pytest
 
 from fer_fairness.datasets import DATASETS
-from fer_fairness.datasets._table import Dataset
-from fer_fairness.errors import ConfigError, DatasetError, DatasetWarning
-from tests.datasets.trees import radiate_names, write_image, write_images
+from fer_fairness.errors import ConfigError, DatasetWarning
+from tests.datasets.trees import error, load, radiate_names, write_image, write_images
 
 CONFIRMED = ["AC", "AO", "FC", "FO", "HC", "HO", "HE", "NC"]
-
-
-def load(spec: str) -> Dataset:
-    parsed = DATASETS.parse(spec)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DatasetWarning)
-        return DATASETS.factory(parsed.kind)(parsed, cache_dir=None, seed=0, progress=False)
-
-
-def error(spec: str, kind: type[Exception] = DatasetError) -> str:
-    with pytest.raises(kind) as info:
-        load(spec)
-    assert "\n" not in str(info.value)
-    return str(info.value)
 
 
 def test_names_give_race_gender_subject_emotion_and_mouth(tmp_path):

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
-from fer_fairness.datasets import DATASETS
-from fer_fairness.datasets._table import Dataset
-from fer_fairness.errors import ConfigError, DatasetError
-from tests.datasets.trees import corrupt, write_rafdb
+from fer_fairness.errors import ConfigError
+from tests.datasets.trees import corrupt, error, load, write_rafdb
 
 ENTRIES = [
     ("train_00001.jpg", 1, (0, 0, 2)),
@@ -16,18 +12,6 @@ ENTRIES = [
     ("test_0001.jpg", 6, (1, 2, 3)),
     ("test_0002.jpg", 3, (0, 1, 1)),
 ]
-
-
-def load(spec: str) -> Dataset:
-    parsed = DATASETS.parse(spec)
-    return DATASETS.factory(parsed.kind)(parsed, cache_dir=None, seed=0, progress=False)
-
-
-def error(spec: str, kind: type[Exception] = DatasetError) -> str:
-    with pytest.raises(kind) as info:
-        load(spec)
-    assert "\n" not in str(info.value)
-    return str(info.value)
 
 
 def test_labels_and_manual_attributes(tmp_path):

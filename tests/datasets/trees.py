@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
+import pytest
 from PIL import Image
+
+from fer_fairness.datasets import DATASETS
+from fer_fairness.datasets._table import Dataset
+from fer_fairness.errors import DatasetError, DatasetWarning
 
 _FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP"}
 
@@ -102,3 +108,19 @@ def write_rafdb(root: Path, entries: list[tuple[str, int, tuple[int, int, int] |
     labels.parent.mkdir(parents=True, exist_ok=True)
     labels.write_text("\n".join(lines) + "\n")
     return root
+
+
+def load(spec: str) -> Dataset:
+    """Load a dataset spec as the plugin would (study-view count warnings silenced)."""
+    parsed = DATASETS.parse(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DatasetWarning)
+        return DATASETS.factory(parsed.kind)(parsed, cache_dir=None, seed=0, progress=False)
+
+
+def error(spec: str, kind: type[Exception] = DatasetError) -> str:
+    """The one-line message loading ``spec`` fails with."""
+    with pytest.raises(kind) as info:
+        load(spec)
+    assert "\n" not in str(info.value)
+    return str(info.value)

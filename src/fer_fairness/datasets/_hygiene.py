@@ -80,9 +80,8 @@ class _Issue:
 
 
 def dataset_root(spec: Spec, *, usage: str) -> Path:
-    """The folder a ``kind:ROOT`` spec names, resolved (symlinks included) so containment checks hold."""
-    if not spec.target:
-        raise ConfigError(f"dataset '{spec.text}': name the dataset folder, e.g. {usage}")
+    """The folder a ``kind:ROOT`` spec names (never empty: the registry checks that), resolved
+    (symlinks included) so containment checks hold."""
     root = Path(spec.target).expanduser()
     if not root.is_dir():
         raise DatasetError(
