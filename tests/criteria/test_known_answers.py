@@ -105,3 +105,15 @@ def test_group_below_min_group_size_is_inconclusive_and_not_in_the_family():
     assert small.verdict is Verdict.INCONCLUSIVE
     assert small.reason == "not tested: Small (n=10) below min_group_size = 30"
     assert other.family_size == 1 and other.p_adjusted == pytest.approx(other.p_value)
+
+
+def test_association_names_the_groups_it_left_out():
+    counts = {
+        "Small": {"anger": {"anger": 5, "disgust": 5}},
+        "R": {"anger": {"anger": 175, "disgust": 25}},
+        "B": {"anger": {"anger": 100, "disgust": 100}},
+    }
+    [record] = evaluate([table(counts, labels=LABELS, reference="R")], thresholds=policy(only=("association",)), seed=0)
+    assert record.estimate == pytest.approx(175 / 200 - 100 / 200)  # the spread of the groups kept
+    assert record.note == "left out of the comparison: Small (n=10) below min_group_size = 30"
+    assert record.reason.endswith("Note: left out of the comparison: Small (n=10) below min_group_size = 30.")

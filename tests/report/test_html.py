@@ -57,6 +57,7 @@ def record(**overrides) -> dict:
         "family_size": 3,
         "owner": "",
         "rationale": "",
+        "note": "",
         "reason": "",
     }
     base.update(overrides)

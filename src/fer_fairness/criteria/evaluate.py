@@ -40,6 +40,7 @@ class Subject:
     n: dict[str, int]
     measure: Measure | None
     untested: str = ""
+    note: str = ""  # what the reader should know beyond the numbers (e.g. groups left out)
 
     @property
     def test_id(self) -> str:
@@ -218,7 +219,9 @@ def _subjects(table: Table, name: str, spec: CriterionSpec, thresholds: Threshol
             resamples=thresholds.bootstrap_resamples,
             rng=_rng_for(seed, subject.test_id + name),
         )
-        yield Subject(**{**subject.__dict__, "measure": measure})
+        left_out = too_small(g for g in t.groups if g not in kept)
+        note = f"left out of the comparison: {left_out}" if left_out else ""
+        yield Subject(**{**subject.__dict__, "measure": measure, "note": note})
 
 
 def _family_key(subject: Subject, thresholds: Thresholds) -> str:
@@ -287,6 +290,7 @@ def _record(
         family_size=family_size,
         owner=cfg.owner,
         rationale=cfg.rationale,
+        note=subject.note,
     )
     if measure is None or p_adjusted is None:
         return Record(

@@ -51,6 +51,11 @@ def numbers(record: Record, *, correction: str = "") -> str:
 
 def explain(record: Record, thresholds: Thresholds) -> str:
     """One paragraph a person can act on."""
+    text = _explain(record, thresholds)
+    return f"{text} Note: {record.note}." if record.note else text
+
+
+def _explain(record: Record, thresholds: Thresholds) -> str:
     facts = numbers(record, correction=_CORRECTION[thresholds.correction])
     head = subject(record)
     if record.verdict is Verdict.FAIL:

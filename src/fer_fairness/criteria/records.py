@@ -53,6 +53,7 @@ class Record:
     family_size: int = 0
     owner: str = ""
     rationale: str = ""
+    note: str = ""
     reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
