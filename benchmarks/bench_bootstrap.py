@@ -69,8 +69,7 @@ def main() -> None:
         print(f"{images:>7} images: count bootstrap {count_s:.3f} s, row bootstrap ~{row_s * 20:.3f} s")
     (small_count, small_row), (large_count, large_row) = results[1_000], results[100_000]
     print(
-        f"100x the images: count bootstrap x{large_count / small_count:.2f}, "
-        f"row bootstrap x{large_row / small_row:.1f}"
+        f"100x the images: count bootstrap x{large_count / small_count:.2f}, row bootstrap x{large_row / small_row:.1f}"
     )
 
 

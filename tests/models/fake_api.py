@@ -42,7 +42,8 @@ import pandas as pd
 from PIL import Image
 
 from fer_fairness.datasets._table import Dataset
-from fer_fairness.specs import Registry, Spec
+from fer_fairness.models import MODELS
+from fer_fairness.specs import Spec
 
 TOKENS_PER_ANSWER = 100
 FINGERPRINT = "fp_fake_0001"
@@ -290,18 +291,10 @@ def _gemini(behaviour: str, body: dict, tokens: int) -> tuple[int, dict, dict]:
 
 
 # The registry entries the chat adapters are wired under (the package registry is wired separately).
-CHAT_MODELS = Registry(
-    what="model",
-    entries={
-        "openai": "fer_fairness.models.openai_chat:OpenAIChatModel",
-        "gemini": "fer_fairness.models.gemini:GeminiModel",
-    },
-    usage={"openai": "openai:MODEL", "gemini": "gemini:MODEL"},
-)
 
 
 def parse_spec(text: str) -> Spec:
-    return CHAT_MODELS.parse(text)
+    return MODELS.parse(text)
 
 
 def closed_port() -> int:

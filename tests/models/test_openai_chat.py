@@ -11,7 +11,7 @@ import random
 import pytest
 
 from fer_fairness.errors import BudgetExhausted, ConfigError, ModelError
-from fer_fairness.models import parsing
+from fer_fairness.models import MODELS, parsing
 from fer_fairness.models._base import PredictContext
 from fer_fairness.models.openai_chat import OpenAIChatModel
 from fer_fairness.models.prompts import chat_prompt
@@ -19,7 +19,7 @@ from fer_fairness.models.resilience import Backoff
 from fer_fairness.models.response_cache import ResponseCache
 from fer_fairness.specs import Spec
 
-from .fake_api import CHAT_MODELS, FINGERPRINT, TOKENS_PER_ANSWER, FakeAPI, closed_port, parse_spec, tiny_dataset
+from .fake_api import FINGERPRINT, TOKENS_PER_ANSWER, FakeAPI, closed_port, parse_spec, tiny_dataset
 
 pytest.importorskip("openai")
 
@@ -91,7 +91,7 @@ def test_every_behaviour_ends_as_a_label_or_a_non_answer(fake_api, dataset, tmp_
 
 
 def test_the_registry_entry_builds_the_adapter():
-    adapter = CHAT_MODELS.factory("openai")(spec("openai:gpt-4o-2024-08-06?name=gpt4o&seed=3"))
+    adapter = MODELS.factory("openai")(spec("openai:gpt-4o-2024-08-06?name=gpt4o&seed=3"))
     assert isinstance(adapter, OpenAIChatModel) and adapter.name == "gpt4o" and adapter.seed == 3
 
 
@@ -270,7 +270,7 @@ def test_base_url_defaults_and_options_are_checked(fake_api):
         OpenAIChatModel(spec("openai:gpt?seed=x"), env={})
     with pytest.raises(ConfigError, match=r"unknown option\(s\) temperature"):
         OpenAIChatModel(spec("openai:gpt?temperature=1"), env={})
-    with pytest.raises(ConfigError, match=r"name the model after 'openai:', e.g. openai:gpt-4o-2024-08-06"):
+    with pytest.raises(ConfigError, match=r"model 'openai:' needs a target after the colon: openai:MODEL"):
         OpenAIChatModel(spec("openai:"), env={})
 
 

@@ -302,7 +302,7 @@ def test_a_folder_holding_another_model_is_refused(tmp_path):
 @pytest.mark.parametrize(
     ("suffix", "message"),
     [
-        ("", r"write paligemma:REPO_OR_PATH"),
+        ("", r"model 'paligemma:' needs a target after the colon: paligemma:REPO_OR_PATH"),
         ("x/y?temperature=1", r"unknown option\(s\) temperature \(allowed: revision, device, dtype"),
         ("x/y?max_new_tokens=0", r"option max_new_tokens must be an integer >= 1; got '0'"),
         ("x/y?dtype=int8", r"option dtype must be one of float32, bfloat16, float16; got 'int8'"),
