@@ -14,6 +14,7 @@ HEAVY = (
     "transformers",
     "openai",
     "google.genai",
+    "matplotlib",
 )
 
 

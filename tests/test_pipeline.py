@@ -67,3 +67,20 @@ def test_facts_carry_usage_prompts_and_exclusions(tmp_path, monkeypatch):
         {"reason": "unreadable", "race": "Black", "count": 2},
         {"reason": "unreadable", "race": "White", "count": 1},
     ]
+
+
+def test_facts_carry_each_attributes_count_tensor_but_not_intersections(tmp_path, monkeypatch):
+    cells = [({"race": r, "gender": g}, "anger", o, k) for r in ("Black", "White") for g in ("f", "m")
+             for o, k in (("anger", 30), ("refused", 3))]  # fmt: skip
+    manifest, predictions = write_study(tmp_path, cells)
+    answers = pd.read_csv(predictions).rename(columns={"prediction": "outcome"}).assign(raw="")
+    monkeypatch.setattr(pipeline, "_build_model", lambda spec: CountingModel(answers))
+    _records, facts = pipeline.run(_state(tmp_path, manifest))
+    assert [(c["attribute"], c["groups"]) for c in facts["counts"]] == [
+        ("race", ["Black", "White"]),
+        ("gender", ["f", "m"]),
+    ]
+    race = facts["counts"][0]
+    refused = race["outcomes"].index("refused")
+    assert [group[0][refused] for group in race["counts"]] == [6, 6]  # two genders x 3 refusals each
+    assert [sum(map(sum, group)) for group in race["counts"]] == [66, 66]

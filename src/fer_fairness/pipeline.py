@@ -44,6 +44,7 @@ def run(state: RunState) -> tuple[list[Record], dict[str, Any]]:
         tables.extend(_tables(state, model.name, dataset, joined))
     records = evaluate(tables, thresholds=state.thresholds, seed=state.seed)
     facts = _facts(state, datasets, models)
+    facts["counts"] = [_counts(table) for table in tables if GROUP_JOIN not in table.tensor.attribute]
     state.say(
         f"fer-fairness: {len(records)} fairness tests from {len(models)} model(s) x {len(datasets)} dataset(s) "
         f"in {time.perf_counter() - started:.1f} s"
@@ -189,6 +190,20 @@ def _exclusions(dataset: Dataset) -> list[dict[str, Any]]:
         dict(zip(keys, (index if isinstance(index, tuple) else (index,)), strict=True), count=int(n))
         for index, n in counts.items()
     ]
+
+
+def _counts(table: Table) -> dict[str, Any]:
+    """One attribute's count tensor, for the report's confusion heatmaps and for re-analysis."""
+    t = table.tensor
+    return {
+        "model": table.model,
+        "dataset": table.dataset,
+        "attribute": t.attribute,
+        "groups": list(t.groups),
+        "labels": list(t.labels),
+        "outcomes": list(t.outcomes),
+        "counts": t.counts.tolist(),
+    }
 
 
 def _composition(dataset: Dataset) -> dict[str, dict[str, dict[str, int]]]:

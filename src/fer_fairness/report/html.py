@@ -57,8 +57,11 @@ def render_html(*, records: list[dict[str, Any]], facts: dict[str, Any]) -> str:
     for r in sorted(records, key=lambda r: (VERDICTS.index(r["verdict"]), r["test_id"])):
         by_criterion.setdefault(r["criterion"], []).append(r)
     by_criterion = {name: rows for name, rows in by_criterion.items() if rows}
+    from fer_fairness.report.charts import all_charts  # matplotlib loads only when a page is drawn
+
     template = _environment().get_template("report.html.j2")
     return template.render(
+        charts=all_charts(records=records, facts=facts),
         facts=facts,
         totals=Counter(r["verdict"] for r in records),
         matrix=_matrix(records),
