@@ -28,6 +28,7 @@ import base64
 import hashlib
 import io
 import json
+import random
 import socket
 import threading
 import time
@@ -43,6 +44,8 @@ from PIL import Image
 
 from fer_fairness.datasets._table import Dataset
 from fer_fairness.models import MODELS
+from fer_fairness.models._base import PredictContext
+from fer_fairness.models.resilience import Backoff
 from fer_fairness.specs import Spec
 
 TOKENS_PER_ANSWER = 100
@@ -295,6 +298,24 @@ def _gemini(behaviour: str, body: dict, tokens: int) -> tuple[int, dict, dict]:
 
 def parse_spec(text: str) -> Spec:
     return MODELS.parse(text)
+
+
+def chat_model(cls, text: str, *, env: dict[str, str | None], sleeps: list | None = None):
+    """A chat adapter wired for tests: ``env`` instead of os.environ (None drops a key), fast
+    backoff, waits recorded in ``sleeps`` instead of slept, seeded jitter."""
+    return cls(
+        parse_spec(text),
+        env={k: v for k, v in env.items() if v is not None},
+        backoff=Backoff(base_s=0.5, cap_s=4.0),
+        sleep=(sleeps if sleeps is not None else []).append,
+        rng=random.Random(0),
+    )
+
+
+def api_context(tmp_path: Path, **limits) -> PredictContext:
+    """Two requests in flight, short timeouts, two retries, no progress bar (override any)."""
+    values = {"concurrency": 2, "timeout_s": 5.0, "max_retries": 2, **limits}
+    return PredictContext(seed=0, cache_dir=tmp_path / "cache", progress=False, **values)
 
 
 def closed_port() -> int:

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 
 import pytest
 
 from fer_fairness.errors import ConfigError, ModelError
-from fer_fairness.models._base import PredictContext
 from fer_fairness.models.gemini import GeminiModel, read_generate_content
 from fer_fairness.models.prompts import chat_prompt
-from fer_fairness.models.resilience import Backoff
-from fer_fairness.specs import Spec
 
-from .fake_api import MODEL_VERSION, TOKENS_PER_ANSWER, FakeAPI, closed_port, decode_base64, parse_spec, tiny_dataset
+from .fake_api import (
+    MODEL_VERSION,
+    TOKENS_PER_ANSWER,
+    FakeAPI,
+    api_context,
+    chat_model,
+    closed_port,
+    decode_base64,
+    parse_spec,
+    tiny_dataset,
+)
 
 pytest.importorskip("google.genai")
 
@@ -34,24 +40,16 @@ def dataset(tmp_path):
     return tiny_dataset(tmp_path / "images", rows)
 
 
-def spec(text: str) -> Spec:
-    return parse_spec(text)
+spec = parse_spec
 
 
 def model(api, text: str = "gemini:gemini-test", sleeps: list | None = None, **env) -> GeminiModel:
-    environment = {"GEMINI_API_KEY": "g-test", "GEMINI_BASE_URL": api.url, **env}
-    return GeminiModel(
-        spec(text),
-        env={k: v for k, v in environment.items() if v is not None},
-        backoff=Backoff(base_s=0.5, cap_s=4.0),
-        sleep=(sleeps if sleeps is not None else []).append,
-        rng=random.Random(0),
+    return chat_model(
+        GeminiModel, text, env={"GEMINI_API_KEY": "g-test", "GEMINI_BASE_URL": api.url, **env}, sleeps=sleeps
     )
 
 
-def context(tmp_path, **limits) -> PredictContext:
-    values = {"concurrency": 2, "timeout_s": 5.0, "max_retries": 2, **limits}
-    return PredictContext(seed=0, cache_dir=tmp_path / "cache", progress=False, **values)
+context = api_context
 
 
 def test_answers_blocks_and_finish_reasons_become_outcomes(fake_api, dataset, tmp_path):

@@ -6,20 +6,25 @@ import base64
 import dataclasses
 import hashlib
 import json
-import random
 
 import pytest
 
 from fer_fairness.errors import BudgetExhausted, ConfigError, ModelError
 from fer_fairness.models import MODELS, parsing
-from fer_fairness.models._base import PredictContext
 from fer_fairness.models.openai_chat import OpenAIChatModel
 from fer_fairness.models.prompts import chat_prompt
-from fer_fairness.models.resilience import Backoff
 from fer_fairness.models.response_cache import ResponseCache
-from fer_fairness.specs import Spec
 
-from .fake_api import FINGERPRINT, TOKENS_PER_ANSWER, FakeAPI, closed_port, parse_spec, tiny_dataset
+from .fake_api import (
+    FINGERPRINT,
+    TOKENS_PER_ANSWER,
+    FakeAPI,
+    api_context,
+    chat_model,
+    closed_port,
+    parse_spec,
+    tiny_dataset,
+)
 
 pytest.importorskip("openai")
 
@@ -33,24 +38,19 @@ def fake_api():
 LABELS = ("anger", "happiness", "neutral")
 
 
-def spec(text: str) -> Spec:
-    return parse_spec(text)
+spec = parse_spec
 
 
 def model(api, text: str = "openai:gpt-test", sleeps: list | None = None, **env) -> OpenAIChatModel:
-    environment = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": f"{api.url}/v1", **env}
-    return OpenAIChatModel(
-        spec(text),
-        env={k: v for k, v in environment.items() if v is not None},
-        backoff=Backoff(base_s=0.5, cap_s=4.0),
-        sleep=(sleeps if sleeps is not None else []).append,
-        rng=random.Random(0),
+    return chat_model(
+        OpenAIChatModel,
+        text,
+        env={"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": f"{api.url}/v1", **env},
+        sleeps=sleeps,
     )
 
 
-def context(tmp_path, **limits) -> PredictContext:
-    values = {"concurrency": 2, "timeout_s": 5.0, "max_retries": 2, **limits}
-    return PredictContext(seed=0, cache_dir=tmp_path / "cache", progress=False, **values)
+context = api_context
 
 
 @pytest.fixture
