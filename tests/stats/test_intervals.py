@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 from hypothesis import assume, given
 from scipy import stats
@@ -66,12 +67,22 @@ def test_wilson_edge_cases():
         {"successes": 3, "n": 2, "confidence": 0.95},
         {"successes": -1, "n": 2, "confidence": 0.95},
         {"successes": 1, "n": 2, "confidence": 1.0},
-        {"successes": 1.5, "n": 2, "confidence": 0.95},
+        {"successes": math.nan, "n": 2, "confidence": 0.95},
+        {"successes": 1, "n": math.inf, "confidence": 0.95},
     ],
 )
 def test_wilson_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         wilson_interval(**kwargs)
+
+
+def test_effective_counts_give_the_hand_formula():
+    # Clustered data enter as real-valued effective counts (Rao & Scott 1992): same formulas.
+    low, high = hand_wilson(10.5, 40.25, 0.95)
+    interval = wilson_interval(successes=10.5, n=40.25, confidence=0.95)
+    assert (interval.low, interval.high) == pytest.approx((low, high), abs=1e-12)
+    result = newcombe_difference(x1=10.5, n1=40.25, x0=5.2, n0=41.7, confidence=0.95)
+    assert (result.low, result.high) == pytest.approx(hand_newcombe(10.5, 40.25, 5.2, 41.7, 0.95), abs=1e-12)
 
 
 # --- Newcombe difference ------------------------------------------------------------------------
@@ -138,7 +149,7 @@ def test_katz_known_answer_uses_rates_not_counts():
 @given(g1=counts(min_n=1), g0=counts(min_n=1), confidence=confidences)
 def test_katz_matches_statsmodels_for_nonzero_cells(g1, g0, confidence):
     (x1, n1), (x0, n0) = g1, g0
-    assume(x1 > 0 and x0 > 0)
+    assume(0 < x1 < n1 and 0 < x0 < n0)
     result = katz_ratio(x1=x1, n1=n1, x0=x0, n0=n0, confidence=confidence)
     low, high = confint_proportions_2indep(x1, n1, x0, n0, method="log", compare="ratio", alpha=1 - confidence)
     assert result.estimate == pytest.approx((x1 / n1) / (x0 / n0), rel=1e-12)
@@ -147,25 +158,39 @@ def test_katz_matches_statsmodels_for_nonzero_cells(g1, g0, confidence):
     assert not result.zero_corrected
 
 
-@pytest.mark.parametrize(("x1", "n1", "x0", "n0"), [(0, 40, 7, 50), (5, 20, 0, 30), (0, 1, 1, 1)])
-def test_katz_zero_cell_adds_half_to_every_cell(x1, n1, x0, n0):
-    result = katz_ratio(x1=x1, n1=n1, x0=x0, n0=n0, confidence=0.9)
+def _haldane(x1, n1, x0, n0, confidence):
+    """The Katz bounds of the table with 0.5 added to each of its four cells, written out."""
     a1, m1, a0, m0 = x1 + 0.5, n1 + 1, x0 + 0.5, n0 + 1  # cells (a, m - a) each grow by 0.5
     ratio = (a1 / m1) / (a0 / m0)
     se = math.sqrt(1 / a1 - 1 / m1 + 1 / a0 - 1 / m0)
-    z = stats.norm.ppf(0.95)
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    return ratio * math.exp(-z * se), ratio * math.exp(z * se)
+
+
+@pytest.mark.parametrize(
+    ("x1", "n1", "x0", "n0", "estimate", "zero_low", "inf_high"),
+    [
+        (0, 40, 7, 50, 0.0, True, False),  # 0% vs 14%: the ratio may be 0
+        (5, 20, 0, 30, math.inf, False, True),  # 25% vs 0%: the ratio may be infinite
+        (0, 1, 1, 1, 0.0, True, False),
+        (2, 2, 30, 30, 1.0, False, False),  # a rate of 1 in both groups: the Katz se would be 0
+        (3, 3, 10, 20, 2.0, False, False),
+    ],
+)
+def test_katz_zero_cell_shows_the_observed_ratio_with_corrected_bounds(x1, n1, x0, n0, estimate, zero_low, inf_high):
+    result = katz_ratio(x1=x1, n1=n1, x0=x0, n0=n0, confidence=0.9)
+    low, high = _haldane(x1, n1, x0, n0, 0.9)
     assert result.zero_corrected
-    assert result.estimate == pytest.approx(ratio)
-    assert result.low == pytest.approx(ratio * math.exp(-z * se))
-    assert result.high == pytest.approx(ratio * math.exp(z * se))
+    assert result.estimate == pytest.approx(estimate)
+    assert result.low == (0.0 if zero_low else pytest.approx(min(low, estimate)))
+    assert result.high == (math.inf if inf_high else pytest.approx(max(high, estimate)))
+    assert result.low < result.high  # never the degenerate [1, 1] of a plain Katz interval at rates of 1
 
 
-def test_katz_both_zero_is_one_with_a_wide_interval():
+def test_katz_both_zero_is_undefined():
     result = katz_ratio(x1=0, n1=10, x0=0, n0=300, confidence=0.95)
-    se = math.sqrt(2 / 0.5 - 1 / 11 - 1 / 301)
-    assert result.zero_corrected and result.estimate == 1.0
-    assert result.high == pytest.approx(math.exp(stats.norm.ppf(0.975) * se))
-    assert result.low == pytest.approx(1 / result.high)
+    assert math.isnan(result.estimate)
+    assert (result.low, result.high) == (0.0, math.inf)
 
 
 @pytest.mark.parametrize(("n1", "n0"), [(0, 10), (10, 0), (0, 0)])
@@ -177,13 +202,15 @@ def test_katz_empty_group(n1, n0):
 
 @PROPERTY
 @given(g1=counts(), g0=counts(), confidence=confidences)
-def test_katz_positive_contains_estimate_and_inverts_on_swap(g1, g0, confidence):
+def test_katz_contains_estimate_and_inverts_on_swap(g1, g0, confidence):
     (x1, n1), (x0, n0) = g1, g0
+    assume(n1 > 0 and n0 > 0 and x1 + x0 > 0)
     forward = katz_ratio(x1=x1, n1=n1, x0=x0, n0=n0, confidence=confidence)
     backward = katz_ratio(x1=x0, n1=n0, x0=x1, n0=n1, confidence=confidence)
-    assume(n1 > 0 and n0 > 0)
-    assert 0.0 < forward.low <= forward.estimate <= forward.high < math.inf
-    assert forward.zero_corrected == (x1 == 0 or x0 == 0) == backward.zero_corrected
-    assert backward.estimate == pytest.approx(1 / forward.estimate, rel=1e-9)
-    assert backward.low == pytest.approx(1 / forward.high, rel=1e-9)
-    assert backward.high == pytest.approx(1 / forward.low, rel=1e-9)
+    assert 0.0 <= forward.low <= forward.estimate <= forward.high <= math.inf
+    assert forward.low < forward.high
+    assert forward.zero_corrected == (min(x1, x0, n1 - x1, n0 - x0) == 0) == backward.zero_corrected
+    with np.errstate(divide="ignore"):
+        assert backward.estimate == pytest.approx(np.divide(1.0, forward.estimate), rel=1e-9)
+        assert backward.low == pytest.approx(np.divide(1.0, forward.high), rel=1e-9)
+        assert backward.high == pytest.approx(np.divide(1.0, forward.low), rel=1e-9)

@@ -101,7 +101,11 @@ def test_mh_difference_with_one_stratum_is_the_plain_wald_difference(x1, extra1,
     result = mantel_haenszel_difference(
         x1=np.array([x1]), n1=np.array([n1]), x0=np.array([x0]), n0=np.array([n0]), confidence=0.95
     )
-    half = stats.norm.ppf(0.975) * math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
+    variance = p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0
+    if variance == 0:  # both rates 0 or 1: the variance of the table with 0.5 added to every cell
+        q1, q0 = (x1 + 0.5) / (n1 + 1), (x0 + 0.5) / (n0 + 1)
+        variance = q1 * (1 - q1) / (n1 + 1) + q0 * (1 - q0) / (n0 + 1)
+    half = stats.norm.ppf(0.975) * math.sqrt(variance)
     assert result.estimate == pytest.approx(p1 - p0, abs=1e-12)
     assert result.low == pytest.approx(max(-1.0, p1 - p0 - half), abs=1e-9)
     assert result.high == pytest.approx(min(1.0, p1 - p0 + half), abs=1e-9)

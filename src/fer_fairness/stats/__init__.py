@@ -2,7 +2,9 @@
 
 from ._results import Estimate, Interval, RatioEstimate, TestResult
 from .bootstrap import bootstrap_counts
+from .clustered import design_effect, small_cluster_factor
 from .corrections import Correction, adjust_p_values, corrected_confidence
+from .exact import calibrated_confidence
 from .intervals import katz_ratio, newcombe_difference, wilson_interval
 from .power import minimum_detectable_difference, power_two_proportions, required_sample_size
 from .significance import (
@@ -23,7 +25,9 @@ __all__ = [
     "association_test",
     "binomial_floor_test",
     "bootstrap_counts",
+    "calibrated_confidence",
     "cmh_association_test",
+    "design_effect",
     "corrected_confidence",
     "katz_ratio",
     "mantel_haenszel_difference",
@@ -31,6 +35,7 @@ __all__ = [
     "newcombe_difference",
     "power_two_proportions",
     "required_sample_size",
+    "small_cluster_factor",
     "two_proportion_test",
     "wilson_interval",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -17,10 +18,12 @@ def check_alpha(alpha: float) -> None:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
 
 
-def check_count(*, successes: int, n: int, names: tuple[str, str] = ("successes", "n")) -> None:
+def check_count(*, successes: float, n: float, names: tuple[str, str] = ("successes", "n"), real: bool = False) -> None:
+    """Whole counts, or with ``real`` any finite non-negative numbers (effective counts)."""
+    kind, words = (numbers.Real, "a finite number") if real else (numbers.Integral, "an integer")
     for name, value in zip(names, (successes, n), strict=True):
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-            raise ValueError(f"{name} must be an integer, got {value!r}")
+        if not isinstance(value, kind) or isinstance(value, bool) or not math.isfinite(value):
+            raise ValueError(f"{name} must be {words}, got {value!r}")
         if value < 0:
             raise ValueError(f"{name} must be >= 0, got {value!r}")
     if successes > n:

@@ -122,22 +122,39 @@ def mantel_haenszel_difference(
 ) -> Estimate:
     """Mantel-Haenszel common risk difference p1 - p0 over strata, with a Wald interval.
 
-    Strata where either group is empty contribute nothing; none left gives nan in [-1, 1].
+    Strata where either group is empty contribute nothing; none left gives nan in [-1, 1]. Counts
+    may be real-valued (effective counts of clustered data). When the Sato variance is 0 (every
+    stratum all-correct or all-wrong in both groups) the variance is taken from the strata with 0.5
+    added to every cell, and the interval stays centred on the estimate: a zero-width interval
+    would claim certainty that a handful of faces cannot give.
     """
     # Hand-written: statsmodels' StratifiedTable pools odds and risk ratios, not differences.
     check_confidence(confidence)
     named = {"x1": x1, "n1": n1, "x0": x0, "n0": n0}
-    arrays = [check_count_array(a, name=name, ndim=1) for name, a in named.items()]
+    arrays = [_real_counts(a, name=name) for name, a in named.items()]
     if len({a.shape for a in arrays}) != 1:
         shapes = [a.shape for a in arrays]
         raise ValueError(f"x1, n1, x0, n0 must have one shape, got {shapes}")
-    x1, n1, x0, n0 = (a.astype(float) for a in arrays)
+    x1, n1, x0, n0 = arrays
     if np.any(x1 > n1) or np.any(x0 > n0):
         raise ValueError("x1 and x0 must not exceed n1 and n0 in any stratum")
     used = (n1 > 0) & (n0 > 0)
     if not used.any():
         return Estimate(estimate=math.nan, low=-1.0, high=1.0)
     x1, n1, x0, n0 = x1[used], n1[used], x0[used], n0[used]
+    difference, variance = _mh_sato(x1, n1, x0, n0)
+    if variance <= 0.0:
+        # Haldane-Anscombe style: +0.5 to each cell of each stratum, for the variance only.
+        variance = _mh_sato(x1 + 0.5, n1 + 1.0, x0 + 0.5, n0 + 1.0)[1]
+    half_width = float(stats.norm.isf((1.0 - confidence) / 2)) * math.sqrt(variance)
+    return Estimate(
+        estimate=difference,
+        low=max(-1.0, difference - half_width),
+        high=min(1.0, difference + half_width),
+    )
+
+
+def _mh_sato(x1: np.ndarray, n1: np.ndarray, x0: np.ndarray, n0: np.ndarray) -> tuple[float, float]:
     # Mantel & Haenszel 1959 with Cochran weights n1 * n0 / N per stratum.
     total = n1 + n0
     weight = (n1 * n0 / total).sum()
@@ -145,10 +162,13 @@ def mantel_haenszel_difference(
     # Sato 1989 variance: consistent for few large and for many sparse strata alike.
     p_term = ((n1**2 * x0 - n0**2 * x1 + n1 * n0 * (n0 - n1) / 2) / total**2).sum()
     q_term = ((x1 * (n0 - x0) + x0 * (n1 - x1)) / (2 * total)).sum()
-    variance = max(0.0, float((difference * p_term + q_term) / weight**2))
-    half_width = float(stats.norm.isf((1.0 - confidence) / 2)) * math.sqrt(variance)
-    return Estimate(
-        estimate=difference,
-        low=max(-1.0, difference - half_width),
-        high=min(1.0, difference + half_width),
-    )
+    return difference, max(0.0, float((difference * p_term + q_term) / weight**2))
+
+
+def _real_counts(array: np.ndarray, *, name: str) -> np.ndarray:
+    array = np.asarray(array, dtype=float)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must have 1 dimension, got shape {array.shape}")
+    if not np.all(np.isfinite(array)) or np.any(array < 0):
+        raise ValueError(f"{name} must hold finite non-negative counts, got {array!r}")
+    return array

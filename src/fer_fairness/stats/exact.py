@@ -1,0 +1,258 @@
+"""Exact-size calibration of the two-proportion intervals for small samples and rare rates.
+
+A verdict reads one two-sided interval against a tolerance band, so it keeps its promise only if,
+with the truth exactly at a band edge, the interval lies wholly on either side of that edge with
+probability at most half the error budget. The Newcombe and Katz intervals do so asymptotically;
+for the group sizes and rare rates of a confusion table they can miss it by a factor of 1.5 or more.
+This module enumerates every 2x2 table to find the level at which they keep it for the actual sizes.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+from scipy import stats
+
+from ._validation import check_confidence, check_count
+
+Compare = Literal["difference", "ratio"]
+
+# Share of each side's error budget spent on the nuisance set (Berger & Boos 1994): the worst
+# case is taken over a (1 - gamma) interval for the pooled rate, and gamma is added back as the
+# chance that the interval missed, so gamma = share * budget and the grid target is the rest.
+_NUISANCE_SHARE = 0.1
+_GRID_POINTS = 41
+_Z_CAP = 8.0  # level 1 - 1.3e-15: wide enough that no edge is ever excluded; past it, give up
+_Z_TOL = 1e-3  # resolution of the level search on the normal-quantile scale
+_FIRST_STEP = 0.25
+_NEGLIGIBLE = 1e-6  # tables below this share of the target (per count) are charged, not enumerated
+
+Bounds = Callable[[float], tuple[np.ndarray, np.ndarray]]
+# edge, kept counts of group 1 and group 0, their pmfs at each grid rate, the mass left out per rate
+_EdgeWeights = tuple[float, slice, slice, np.ndarray, np.ndarray, np.ndarray]
+
+
+def calibrated_confidence(
+    *,
+    compare: Compare,
+    x1: float,
+    n1: float,
+    x0: float,
+    n0: float,
+    edges: tuple[float, ...],
+    confidence: float,
+    max_tables: int = 250_000,
+) -> float:
+    """Smallest level c >= confidence at which the interval keeps its promise at every edge exactly.
+
+    Group 1 (x1 of n1) is compared with the reference group 0 (x0 of n0). For each edge e (a
+    difference p1 - p0 = e, or a ratio p1 / p0 = e), the probability over all (n1 + 1) * (n0 + 1)
+    tables that the interval at level c lies wholly at or above e, and that it lies wholly at or
+    below e, are each at most (1 - confidence) / 2. The rate is a nuisance parameter: the worst case
+    is taken over a 41-point grid (ends included) spanning a (1 - gamma) Clopper-Pearson interval
+    for the pooled rate (x1 + x0) / (n1 + n0), and gamma is charged against the budget (Berger &
+    Boos 1994, JASA 89:1012), so the grid target is (1 - confidence) / 2 - gamma with gamma = 0.1 *
+    (1 - confidence) / 2. The pooled count of two binomials of different rates has tails no heavier
+    than one binomial of their mean (Hoeffding 1956, Theorem 4), so the interval still covers the
+    mean rate with probability >= 1 - gamma. The level is found to 1e-3 on the normal-quantile
+    scale; a larger level only widens the interval, so the level chosen from the observed pooled
+    count keeps the promise whatever that count turns out to be.
+
+    compare "difference" uses the Newcombe hybrid score interval (stats.newcombe_difference),
+    "ratio" the Katz log interval with its zero-cell rule (stats.katz_ratio).
+    Effective counts (real-valued, from clustered data) are enumerated as the nearest whole sizes.
+    When a group is empty, or there are more than max_tables tables (large groups, where the
+    asymptotics these intervals rest on hold), the nominal confidence is returned unchanged. When
+    even a level of 1 - 1.3e-15 falls short, that level is returned: the interval becomes very
+    wide and the verdict inconclusive, the honest outcome for so little information.
+    """
+    if compare not in ("difference", "ratio"):
+        raise ValueError(f"compare must be 'difference' or 'ratio', got {compare!r}")
+    check_count(successes=x1, n=n1, names=("x1", "n1"), real=True)
+    check_count(successes=x0, n=n0, names=("x0", "n0"), real=True)
+    check_confidence(confidence)
+    edges = _check_edges(compare, edges)
+    if not isinstance(max_tables, numbers.Integral) or isinstance(max_tables, bool) or max_tables < 1:
+        raise ValueError(f"max_tables must be a positive integer, got {max_tables!r}")
+    # Effective (real-valued) counts of clustered data are enumerated as the nearest whole sizes.
+    sizes = round(n1), round(n0)
+    if 0 in sizes or (sizes[0] + 1) * (sizes[1] + 1) > max_tables:
+        return confidence
+    pooled = min(round(x1 + x0), sum(sizes))
+    z = _calibrated_z(compare, *sizes, pooled, edges, float(confidence))
+    return confidence if z is None else _level(z)
+
+
+def _check_edges(compare: Compare, edges: tuple[float, ...]) -> tuple[float, ...]:
+    try:
+        values = tuple(float(edge) for edge in edges)
+    except (TypeError, ValueError):
+        raise ValueError(f"edges must be a tuple of numbers, got {edges!r}") from None
+    if compare == "difference":
+        allowed, ok = "in (-1, 1)", all(-1.0 < edge < 1.0 for edge in values)
+    else:
+        allowed, ok = "finite and > 0", all(0.0 < edge < math.inf for edge in values)
+    if not values or not ok:
+        raise ValueError(f"edges for a {compare} must be one or more numbers {allowed}, got {edges!r}")
+    return values
+
+
+def _level(z: float) -> float:
+    """2 * Phi(z) - 1, nudged up so that the level maps back to a quantile of at least z."""
+    level = 1.0 - 2.0 * float(stats.norm.sf(z))
+    # The caller turns the level back into z = isf((1 - level) / 2); near 1 the subtraction
+    # rounds, and a quantile below z could undo the calibration.
+    while float(stats.norm.isf((1.0 - level) / 2)) < z:
+        level = float(np.nextafter(level, 1.0))
+    return level
+
+
+@functools.lru_cache(maxsize=4096)
+def _calibrated_z(
+    compare: Compare, n1: int, n0: int, pooled: int, edges: tuple[float, ...], confidence: float
+) -> float | None:
+    """Normal quantile of the calibrated level, or None when the nominal level already suffices."""
+    budget = (1.0 - confidence) / 2
+    gamma = _NUISANCE_SHARE * budget
+    target = budget - gamma
+    weights = _edge_weights(compare, n1, n0, pooled, edges, gamma, negligible=_NEGLIGIBLE * target / (n1 + n0 + 2))
+    bounds = _table_bounds(compare, n1, n0)
+
+    def meets(z: float) -> bool:
+        return _worst_error(bounds(z), weights) <= target
+
+    z_nominal = float(stats.norm.isf(budget))
+    if meets(z_nominal):
+        return None
+    cap = max(_Z_CAP, z_nominal)
+    if not meets(cap):
+        return cap
+    # Error probabilities only fall as z grows (the intervals are nested), so bracket then bisect.
+    low, step = z_nominal, _FIRST_STEP
+    high = min(cap, low + step)
+    while not meets(high):
+        low, step = high, 2 * step
+        high = min(cap, high + step)
+    while high - low > _Z_TOL:
+        middle = (low + high) / 2
+        low, high = (low, middle) if meets(middle) else (middle, high)
+    return high
+
+
+def _worst_error(bounds: tuple[np.ndarray, np.ndarray], weights: list[_EdgeWeights]) -> float:
+    """Largest one-sided probability, over edges and grid rates, that the interval excludes the edge."""
+    low, high = bounds
+    worst = 0.0
+    for edge, rows, columns, pmf1, pmf0, tail in weights:
+        for excluded in (low[rows, columns] >= edge, high[rows, columns] <= edge):
+            # Sum over tables of pmf1[x1] * pmf0[x0]; the mass of the tables left out counts as error.
+            # einsum without optimize stays out of BLAS, whose threads stall on a loaded machine.
+            probability = np.einsum("gi,ij,gj->g", pmf1, excluded.astype(np.float64), pmf0) + tail
+            worst = max(worst, float(probability.max()))
+    return worst
+
+
+def _edge_weights(
+    compare: Compare, n1: int, n0: int, pooled: int, edges: tuple[float, ...], gamma: float, negligible: float
+) -> list[_EdgeWeights]:
+    """Per edge, the binomial pmfs of both groups at each grid rate with the truth at that edge."""
+    total = n1 + n0
+    # Clopper & Pearson 1934 interval for the pooled rate at level 1 - gamma.
+    mean_low = 0.0 if pooled == 0 else float(stats.beta.ppf(gamma / 2, pooled, total - pooled + 1))
+    mean_high = 1.0 if pooled == total else float(stats.beta.isf(gamma / 2, pooled + 1, total - pooled))
+    weights = []
+    for edge in edges:
+        # The pooled mean is (n1 * p1 + n0 * p0) / total; solve for p0 with p1 tied to p0 by the edge.
+        if compare == "difference":
+            shift = n1 * edge / total
+            p0_low, p0_high = max(mean_low - shift, 0.0, -edge), min(mean_high - shift, 1.0, 1.0 - edge)
+        else:
+            scale = total / (n1 * edge + n0)
+            p0_low, p0_high = mean_low * scale, min(mean_high * scale, 1.0, 1.0 / edge)
+        if p0_low > p0_high:
+            continue  # no rate at this edge is consistent with the pooled count: only gamma is at risk
+        p0 = np.linspace(p0_low, p0_high, _GRID_POINTS)
+        p1 = np.clip(p0 + edge if compare == "difference" else p0 * edge, 0.0, 1.0)
+        pmf1 = stats.binom.pmf(np.arange(n1 + 1)[None, :], n1, p1[:, None])
+        pmf0 = stats.binom.pmf(np.arange(n0 + 1)[None, :], n0, p0[:, None])
+        # Only tables with a say at some grid rate are enumerated; the rest are charged in full.
+        rows, columns = _support(pmf1, negligible), _support(pmf0, negligible)
+        pmf1, pmf0 = pmf1[:, rows], pmf0[:, columns]
+        tail = np.clip(1.0 - pmf1.sum(axis=1) * pmf0.sum(axis=1), 0.0, 1.0)
+        weights.append((edge, rows, columns, pmf1, pmf0, tail))
+    return weights
+
+
+def _support(pmf: np.ndarray, negligible: float) -> slice:
+    """The counts from the first to the last whose probability exceeds negligible at some rate."""
+    kept = np.flatnonzero(pmf.max(axis=0) > negligible)
+    return slice(int(kept[0]), int(kept[-1]) + 1) if kept.size else slice(0, pmf.shape[1])
+
+
+def _table_bounds(compare: Compare, n1: int, n0: int) -> Bounds:
+    """z -> (low, high), each of shape (n1 + 1, n0 + 1), for every table of these sizes."""
+    x1 = np.arange(n1 + 1)[:, None]
+    x0 = np.arange(n0 + 1)[None, :]
+    if compare == "difference":
+        return lambda z: newcombe_bounds(x1=x1, n1=n1, x0=x0, n0=n0, z=z)
+    return _katz_terms(x1=x1, n1=n1, x0=x0, n0=n0)
+
+
+def wilson_bounds(*, x: np.ndarray, n: int, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson 1927 score interval for every count in x, clipped to [0, 1] as statsmodels does."""
+    p = np.asarray(x, dtype=np.float64) / n
+    z2 = z * z
+    denominator = 1.0 + z2 / n
+    centre = (p + z2 / (2.0 * n)) / denominator
+    half = z * np.sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n)) / denominator
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+
+
+def newcombe_bounds(*, x1: np.ndarray, n1: int, x0: np.ndarray, n0: int, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """Newcombe 1998 method 10 for arrays of counts (broadcast), clamped as newcombe_difference is."""
+    # Newcombe 1998, method 10: square-and-add of the two Wilson intervals.
+    p1 = np.asarray(x1, dtype=np.float64) / n1
+    p0 = np.asarray(x0, dtype=np.float64) / n0
+    low1, high1 = wilson_bounds(x=x1, n=n1, z=z)
+    low0, high0 = wilson_bounds(x=x0, n=n0, z=z)
+    difference = p1 - p0
+    low = difference - np.sqrt((p1 - low1) ** 2 + (high0 - p0) ** 2)
+    high = difference + np.sqrt((p0 - low0) ** 2 + (high1 - p1) ** 2)
+    return np.maximum(-1.0, np.minimum(difference, low)), np.minimum(1.0, np.maximum(difference, high))
+
+
+def katz_bounds(*, x1: np.ndarray, n1: int, x0: np.ndarray, n0: int, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """Katz et al. 1978 log interval for arrays of counts (broadcast), zero cells as katz_ratio."""
+    return _katz_terms(x1=x1, n1=n1, x0=x0, n0=n0)(z)
+
+
+def _katz_terms(*, x1: np.ndarray, n1: int, x0: np.ndarray, n0: int) -> Bounds:
+    """z -> Katz bounds, with everything that does not depend on z computed once."""
+    x1, x0 = np.broadcast_arrays(np.asarray(x1, dtype=np.float64), np.asarray(x0, dtype=np.float64))
+    # Haldane 1956 / Anscombe 1956, as katz_ratio: with any empty cell of the 2x2 table, bounds from
+    # x + 0.5 events in n + 1 trials.
+    corrected = (x1 == 0) | (x1 == n1) | (x0 == 0) | (x0 == n0)
+    a1, a0 = x1 + 0.5 * corrected, x0 + 0.5 * corrected
+    m1, m0 = n1 + 1.0 * corrected, n0 + 1.0 * corrected
+    log_centre = np.log(a1 / m1) - np.log(a0 / m0)
+    log_se = np.sqrt(1.0 / a1 - 1.0 / m1 + 1.0 / a0 - 1.0 / m0)
+    # A zero rate cannot bound the ratio away from 0 (x1) or infinity (x0); with a rate of 1 the
+    # corrected interval is widened to hold the observed ratio.
+    no_floor, no_ceiling = x1 == 0, x0 == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        observed = np.where(corrected & ~no_floor & ~no_ceiling, (x1 / n1) / (x0 / n0), np.nan)
+    rate_one = ~np.isnan(observed)
+
+    def bounds(z: float) -> tuple[np.ndarray, np.ndarray]:
+        low = np.exp(log_centre - z * log_se)
+        high = np.exp(log_centre + z * log_se)
+        low = np.where(rate_one, np.fmin(low, observed), low)
+        high = np.where(rate_one, np.fmax(high, observed), high)
+        return np.where(no_floor, 0.0, low), np.where(no_ceiling, np.inf, high)
+
+    return bounds
