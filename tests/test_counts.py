@@ -261,3 +261,106 @@ def test_join_errors_are_fairness_errors_on_one_line():
     with pytest.raises(FairnessError) as info:
         join_outcomes(samples(["s1"]), outcomes([]), model="m", dataset="d")
     assert "\n" not in str(info.value)
+
+
+# --- per-subject counts (clusters) -------------------------------------------------------------------
+
+
+def cluster_oracle(rows: list[dict], attributes: tuple[str, ...], tensor: CountTensor) -> list[tuple[str, list]]:
+    """Each (group, person)'s (T, O) counts by walking the rows; an image without a subject is its own person."""
+    people: dict[tuple[str, object], np.ndarray] = {}
+    for i, row in enumerate(rows):
+        subject = row.get("subject_id")
+        if subject is None or (isinstance(subject, float) and np.isnan(subject)) or not str(subject).strip():
+            subject = ("no subject", i)
+        group = "+".join(str(row[a]) for a in attributes)
+        cell = people.setdefault((group, subject), np.zeros(tensor.counts.shape[1:], dtype=np.int64))
+        cell[tensor.labels.index(row["emotion"]), tensor.outcomes.index(row["outcome"])] += 1
+    return sorted((group, c.tolist()) for (group, _), c in people.items())
+
+
+def clusters_as_list(tensor: CountTensor) -> list[tuple[str, list]]:
+    c = tensor.clusters
+    assert c.group.dtype == np.int64 and c.counts.dtype == np.int64
+    assert c.counts.shape == (len(c.group), *tensor.counts.shape[1:])
+    return sorted((tensor.groups[g], counts.tolist()) for g, counts in zip(c.group, c.counts, strict=True))
+
+
+def test_hand_built_clusters():
+    rows = [
+        {"sample_id": "1", "subject_id": "p1", "race": "Black", "emotion": "anger", "outcome": "anger"},
+        {"sample_id": "2", "subject_id": "p1", "race": "Black", "emotion": "anger", "outcome": "disgust"},
+        {"sample_id": "3", "subject_id": "p1", "race": "Black", "emotion": "fear", "outcome": "refused"},
+        {"sample_id": "4", "subject_id": "p2", "race": "Black", "emotion": "fear", "outcome": "fear"},
+        {"sample_id": "5", "subject_id": "p3", "race": "White", "emotion": "anger", "outcome": "anger"},
+        {"sample_id": "6", "subject_id": "p3", "race": "White", "emotion": "anger", "outcome": "anger"},
+        # p4 is recorded under two races: one person per group, never one cluster across groups
+        {"sample_id": "7", "subject_id": "p4", "race": "Black", "emotion": "fear", "outcome": "fear"},
+        {"sample_id": "8", "subject_id": "p4", "race": "White", "emotion": "fear", "outcome": "anger"},
+        # no subject: each image a person of its own, never pooled with the other blanks
+        {"sample_id": "9", "subject_id": None, "race": "White", "emotion": "fear", "outcome": "fear"},
+        {"sample_id": "10", "subject_id": " ", "race": "White", "emotion": "fear", "outcome": "fear"},
+        {"sample_id": "11", "subject_id": float("nan"), "race": "White", "emotion": "fear", "outcome": "fear"},
+    ]
+    tensor = build_counts(pd.DataFrame(rows), attributes=("race",), labels=("anger", "fear"))
+    assert tensor.outcomes == ("anger", "disgust", "fear", "refused", "unparseable", "error")
+    #            true anger: anger disgust fear refused unp. error / true fear: the same
+    none, fear_ok = [0, 0, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0]
+    assert clusters_as_list(tensor) == sorted(
+        [
+            ("Black", [[1, 1, 0, 0, 0, 0], [0, 0, 0, 1, 0, 0]]),  # p1
+            ("Black", [none, fear_ok]),  # p2
+            ("Black", [none, fear_ok]),  # p4 as Black
+            ("White", [[2, 0, 0, 0, 0, 0], none]),  # p3
+            ("White", [none, [1, 0, 0, 0, 0, 0]]),  # p4 as White
+            ("White", [none, fear_ok]),  # sample 9
+            ("White", [none, fear_ok]),  # sample 10
+            ("White", [none, fear_ok]),  # sample 11
+        ]
+    )
+
+
+def test_no_clusters_when_every_person_has_one_image_per_group():
+    rows = [
+        {"sample_id": "1", "subject_id": "p1", "race": "Black", "emotion": "anger", "outcome": "anger"},
+        {"sample_id": "2", "subject_id": "p1", "race": "White", "emotion": "anger", "outcome": "anger"},
+        {"sample_id": "3", "subject_id": "", "race": "White", "emotion": "anger", "outcome": "fear"},
+        {"sample_id": "4", "subject_id": "", "race": "White", "emotion": "anger", "outcome": "fear"},
+    ]
+    assert build_counts(pd.DataFrame(rows), attributes=("race",), labels=("anger",)).clusters is None
+    assert build_counts(pd.DataFrame(small_table()), attributes=("race",), labels=("anger", "fear")).clusters is None
+
+
+def test_a_person_split_by_an_intersection_is_one_cluster_per_cell():
+    rows = [
+        {"sample_id": "1", "subject_id": "p1", "race": "Black", "gender": "f", "emotion": "anger", "outcome": "anger"},
+        {"sample_id": "2", "subject_id": "p1", "race": "Black", "gender": "m", "emotion": "anger", "outcome": "anger"},
+    ]
+    frame = pd.DataFrame(rows)
+    by_race = build_counts(frame, attributes=("race",), labels=("anger",))
+    assert clusters_as_list(by_race) == [("Black", [[2, 0, 0, 0]])]
+    assert build_counts(frame, attributes=("race", "gender"), labels=("anger",)).clusters is None
+
+
+@st.composite
+def clustered_tables(draw):
+    rows, attributes, labels = draw(tables())
+    subjects = st.one_of(st.sampled_from(["p1", "p2", "p3", "p4"]), st.sampled_from([None, "", float("nan")]))
+    for row in rows:
+        row["subject_id"] = draw(subjects)
+    return rows, attributes, labels
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(clustered_tables())
+def test_clusters_match_a_plain_loop_and_add_up_to_the_tensor(table):
+    rows, attributes, labels = table
+    tensor = build_counts(pd.DataFrame(rows), attributes=attributes, labels=labels)
+    check_against_oracle(tensor, rows, attributes, labels)
+    expected = cluster_oracle(rows, attributes, tensor)
+    if len(expected) == len(rows):
+        assert tensor.clusters is None
+        return
+    assert clusters_as_list(tensor) == expected
+    for g in range(len(tensor.groups)):
+        assert (tensor.clusters.counts[tensor.clusters.group == g].sum(axis=0) == tensor.counts[g]).all()

@@ -7,6 +7,7 @@ import pandas as pd
 from fer_fairness import pipeline
 from fer_fairness.config import load_thresholds
 from fer_fairness.datasets.manifest import load_manifest
+from fer_fairness.report.charts import all_charts
 from fer_fairness.session import RunState
 from tests.studies import write_study
 
@@ -69,18 +70,62 @@ def test_facts_carry_usage_prompts_and_exclusions(tmp_path, monkeypatch):
     ]
 
 
-def test_facts_carry_each_attributes_count_tensor_but_not_intersections(tmp_path, monkeypatch):
+def _run_on_race_and_gender(tmp_path, monkeypatch, *, subject_of=None):
     cells = [({"race": r, "gender": g}, "anger", o, k) for r in ("Black", "White") for g in ("f", "m")
              for o, k in (("anger", 30), ("refused", 3))]  # fmt: skip
     manifest, predictions = write_study(tmp_path, cells)
     answers = pd.read_csv(predictions).rename(columns={"prediction": "outcome"}).assign(raw="")
     monkeypatch.setattr(pipeline, "_build_model", lambda spec: CountingModel(answers))
-    _records, facts = pipeline.run(_state(tmp_path, manifest))
+    if subject_of is not None:
+
+        def load_with_subjects(spec, **context):
+            dataset = load_manifest(spec)
+            samples = dataset.samples.assign(subject_id=subject_of(dataset.samples))
+            return type(dataset)(**{**dataset.__dict__, "samples": samples})
+
+        monkeypatch.setattr(pipeline, "_load_dataset", lambda state, spec: load_with_subjects(spec))
+    return pipeline.run(_state(tmp_path, manifest))
+
+
+def test_facts_carry_every_groupings_count_tensor_intersections_included(tmp_path, monkeypatch):
+    records, facts = _run_on_race_and_gender(tmp_path, monkeypatch)
     assert [(c["attribute"], c["groups"]) for c in facts["counts"]] == [
         ("race", ["Black", "White"]),
         ("gender", ["f", "m"]),
+        ("race+gender", ["Black+f", "Black+m", "White+f", "White+m"]),
     ]
-    race = facts["counts"][0]
+    race, _, crossed = facts["counts"]
     refused = race["outcomes"].index("refused")
     assert [group[0][refused] for group in race["counts"]] == [6, 6]  # two genders x 3 refusals each
     assert [sum(map(sum, group)) for group in race["counts"]] == [66, 66]
+    assert [group[0][refused] for group in crossed["counts"]] == [3, 3, 3, 3]
+    assert [sum(map(sum, group)) for group in crossed["counts"]] == [33, 33, 33, 33]
+    # Every record's groups have a tensor in the JSON, so every record can be recomputed from it.
+    tensors = {(c["model"], c["dataset"], c["attribute"]): set(c["groups"]) for c in facts["counts"]}
+    for r in records:
+        assert set(r.n) <= tensors[(r.model, r.dataset, r.attribute)], r.test_id
+    # write_study gives every image its own subject: independent images, no subject count.
+    assert all(c["clustered"] is False and "subjects" not in c for c in facts["counts"])
+    # The page draws confusion heatmaps for single attributes only (an intersection's strip of panels is
+    # unreadable); non-answer bars, one row per cell, for intersections too.
+    charts = all_charts(records=[], facts=facts)
+    assert [c.title for c in charts["heatmaps"]] == [
+        "Confusions by race: counting on toy",
+        "Confusions by gender: counting on toy",
+    ]
+    assert [c.title for c in charts["non_answers"]] == [
+        f"Non-answers by {a}: counting on toy" for a in ("race", "gender", "race+gender")
+    ]
+
+
+def test_facts_say_which_groupings_were_clustered_and_over_how_many_subjects(tmp_path, monkeypatch):
+    # Three images per person, one person per (race, gender) cell row block: 132 images, 44 people.
+    _records, facts = _run_on_race_and_gender(
+        tmp_path, monkeypatch, subject_of=lambda samples: [f"p{i // 3}" for i in range(len(samples))]
+    )
+    assert [(c["attribute"], c["clustered"], c.get("subjects")) for c in facts["counts"]] == [
+        ("race", True, 44),
+        ("gender", True, 44),
+        ("race+gender", True, 44),
+    ]
+    assert "clusters" not in facts["counts"][0]  # per-person counts stay out of the JSON

@@ -18,6 +18,18 @@ GROUP_JOIN = "+"  # "skin_tone+gender" = "dark+female"
 
 
 @dataclass(frozen=True, kw_only=True)
+class ClusterCounts:
+    """Per-subject counts within one grouping: counts[s] is subject s's (T, O) slice, group[s] its group index.
+
+    Images of one person are not independent; clustered inference (design effects, subject
+    bootstrap) needs each person's counts. A person seen in two groups is one cluster per group.
+    """
+
+    group: np.ndarray  # int64, shape (S,), index into CountTensor.groups
+    counts: np.ndarray  # int64, shape (S, T, O), same label/outcome axes as the tensor
+
+
+@dataclass(frozen=True, kw_only=True)
 class CountTensor:
     """Counts of (group, true emotion, outcome); outcomes are labels first, then non-answers."""
 
@@ -26,6 +38,7 @@ class CountTensor:
     labels: tuple[str, ...]
     outcomes: tuple[str, ...]
     counts: np.ndarray  # int64, shape (len(groups), len(labels), len(outcomes))
+    clusters: ClusterCounts | None = None  # None: no person has two images in one group
 
     def group_sizes(self) -> dict[str, int]:
         return dict(zip(self.groups, self.counts.sum(axis=(1, 2)).tolist(), strict=True))
@@ -64,25 +77,55 @@ def join_outcomes(samples: pd.DataFrame, outcomes: pd.DataFrame, *, model: str, 
 
 
 def build_counts(joined: pd.DataFrame, *, attributes: tuple[str, ...], labels: tuple[str, ...]) -> CountTensor:
-    """Count tensor for one attribute, or an intersection when several attributes are given."""
-    group = joined[list(attributes)].astype(str).agg(GROUP_JOIN.join, axis=1)
+    """Count tensor for one attribute, or an intersection when several attributes are given.
+
+    Per-subject counts (``clusters``) come from the ``subject_id`` column where one person has
+    several images in a group; images without a subject id each count as their own person.
+    """
+    group = joined[attributes[0]].astype(str)
+    for attribute in attributes[1:]:
+        group = group + GROUP_JOIN + joined[attribute].astype(str)
     predicted = set(joined["outcome"]) - set(NON_ANSWERS)
     outcome_axis = tuple(e for e in EMOTIONS if e in set(labels) | predicted) + NON_ANSWERS
     groups = tuple(sorted(group.unique()))
-    table = pd.crosstab(
-        [pd.Categorical(group, categories=groups), pd.Categorical(joined["emotion"], categories=labels)],
-        pd.Categorical(joined["outcome"], categories=outcome_axis),
-        dropna=False,
-    )
-    counts = table.to_numpy(dtype=np.int64).reshape(len(groups), len(labels), len(outcome_axis))
-    if counts.sum() != len(joined):
+    g = pd.Categorical(group, categories=groups).codes.astype(np.int64)
+    t = pd.Categorical(joined["emotion"], categories=labels).codes.astype(np.int64)
+    o = pd.Categorical(joined["outcome"], categories=outcome_axis).codes.astype(np.int64)
+    if (t < 0).any() or (o < 0).any():
         # Loaders validate labels and outcomes, so this is a bug, never a user's mistake: refuse to
         # evaluate on counts that silently lost rows.
-        raise ValueError(f"count tensor holds {counts.sum()} of {len(joined)} rows; labels {labels}")
+        raise ValueError(
+            f"count tensor would drop {int(((t < 0) | (o < 0)).sum())} of {len(joined)} rows; labels {labels}"
+        )
+    cell = t * len(outcome_axis) + o  # one integer per (true, outcome), so counting is one bincount
+    width = len(labels) * len(outcome_axis)
+    counts = np.bincount(g * width + cell, minlength=len(groups) * width)
     return CountTensor(
         attribute=GROUP_JOIN.join(attributes),
         groups=groups,
         labels=labels,
         outcomes=outcome_axis,
-        counts=counts,
+        counts=counts.astype(np.int64).reshape(len(groups), len(labels), len(outcome_axis)),
+        clusters=_clusters(joined, g, cell, shape=(len(labels), len(outcome_axis))),
     )
+
+
+def _clusters(
+    joined: pd.DataFrame, group: np.ndarray, cell: np.ndarray, *, shape: tuple[int, int]
+) -> ClusterCounts | None:
+    """Per-(group, subject) counts, or None when no subject has two images in one group."""
+    if "subject_id" not in joined.columns or len(joined) == 0:
+        return None
+    subject = joined["subject_id"]
+    blank = (subject.isna() | (subject.astype(str).str.strip() == "")).to_numpy()
+    codes, uniques = pd.factorize(subject.astype(str).str.strip().where(~blank))  # NA -> -1
+    codes = codes.astype(np.int64)
+    # An image without a subject is a person of its own: give it a code no named subject has.
+    codes[blank] = len(uniques) + np.flatnonzero(blank)
+    span = len(uniques) + len(joined)
+    keys, cluster = np.unique(group * span + codes, return_inverse=True)
+    if len(keys) == len(joined):
+        return None  # every person once per group: independent-image inference is exact
+    width = shape[0] * shape[1]
+    counts = np.bincount(cluster.ravel() * width + cell, minlength=len(keys) * width)
+    return ClusterCounts(group=keys // span, counts=counts.astype(np.int64).reshape(len(keys), *shape))

@@ -19,7 +19,8 @@ from fer_fairness.criteria.evaluate import Table, evaluate
 from fer_fairness.criteria.records import Record
 from fer_fairness.datasets import DATASETS
 from fer_fairness.datasets._table import Dataset
-from fer_fairness.errors import ConfigError
+from fer_fairness.errors import ConfigError, DatasetError
+from fer_fairness.evaluated import check_evaluated, count_not_evaluated
 from fer_fairness.models import MODELS
 from fer_fairness.models._base import Model, PredictContext
 from fer_fairness.session import RunState
@@ -41,10 +42,12 @@ def run(state: RunState) -> tuple[list[Record], dict[str, Any]]:
         state.say(f"fer-fairness: {model.name} on {dataset.name} ({len(dataset.samples)} images)")
         outcomes = model.predict(dataset, context=context)
         joined = join_outcomes(dataset.samples, outcomes, model=model.name, dataset=dataset.name)
+        check_evaluated(outcomes, model=model, dataset=dataset.name, limit=state.thresholds.max_not_evaluated)
         tables.extend(_tables(state, model.name, dataset, joined))
     records = evaluate(tables, thresholds=state.thresholds, seed=state.seed)
     facts = _facts(state, datasets, models)
-    facts["counts"] = [_counts(table) for table in tables if GROUP_JOIN not in table.tensor.attribute]
+    facts["counts"] = [_counts(table) for table in tables]
+    facts["not_evaluated"] = count_not_evaluated(tables)
     state.say(
         f"fer-fairness: {len(records)} fairness tests from {len(models)} model(s) x {len(datasets)} dataset(s) "
         f"in {time.perf_counter() - started:.1f} s"
@@ -62,19 +65,24 @@ def _build_model(spec: Spec) -> Model:
 
 
 def _tables(state: RunState, model: str, dataset: Dataset, joined: pd.DataFrame) -> list[Table]:
-    groupings = _groupings(state.thresholds, dataset)
+    t = state.thresholds
+    references: dict[str, str] = {}  # each attribute's reference group, over the whole dataset
     tables = []
-    for attributes in groupings:
+    for attributes in _groupings(t, dataset):
         tensor = build_counts(joined, attributes=attributes, labels=dataset.emotions)
-        reference = _reference(state.thresholds, dataset, tensor.attribute, tensor.groups, tensor.group_sizes())
-        tables.append(
-            Table(
-                model=model,
-                dataset=dataset.name,
-                tensor=tensor,
-                pairs=_pairs(state.thresholds, tensor.groups, reference),
+        if len(attributes) > 1 and t.intersection_comparisons == "one-reference":
+            reference = _reference(t, dataset, tensor.attribute, tensor.groups, tensor.group_sizes())
+            pairs = _one_reference_pairs(t, tensor.groups, reference)
+        else:
+            for a in attributes:
+                if a not in references:
+                    sizes = joined[a].astype(str).value_counts().to_dict()
+                    references[a] = _reference(t, dataset, a, tuple(sorted(sizes)), sizes)
+            cells = _cells(dataset, joined, attributes)
+            pairs = _like_with_like_pairs(
+                tensor.groups, cells, [references[a] for a in attributes], all_pairs=t.comparisons == "all-pairs"
             )
-        )
+        tables.append(Table(model=model, dataset=dataset.name, tensor=tensor, pairs=pairs))
     return tables
 
 
@@ -105,8 +113,17 @@ def _groupings(t: Thresholds, dataset: Dataset) -> list[tuple[str, ...]]:
                 f"'{dataset.name}' has only {', '.join(dataset.emotions)}"
             )
     groupings = [(a,) for a in attributes] + intersections
-    names = {GROUP_JOIN.join(g) for g in groupings}
+    crossed = {GROUP_JOIN.join(g): g for g in intersections}
+    # An attribute seen only inside an intersection still has a reference (like-with-like uses it).
+    names = {GROUP_JOIN.join(g) for g in groupings} | set(itertools.chain.from_iterable(intersections))
     for key in t.reference:
+        if key in crossed and t.intersection_comparisons == "like-with-like":
+            raise ConfigError(
+                f"{t.source}: 'reference.{key}' names an intersection, which applies only with "
+                f"'groups.intersection_comparisons' = \"one-reference\"; like-with-like compares each cell with the "
+                f"cell that differs in one attribute, set to that attribute's reference "
+                f"(set {' and '.join(repr('reference.' + a) for a in crossed[key])} instead)"
+            )
         if key not in names:
             raise ConfigError(
                 f"{t.source}: 'reference.{key}' names no grouping of dataset '{dataset.name}' "
@@ -127,11 +144,52 @@ def _reference(t: Thresholds, dataset: Dataset, attribute: str, groups: tuple[st
     return configured
 
 
-def _pairs(t: Thresholds, groups: tuple[str, ...], reference: str) -> tuple[tuple[str, str], ...]:
+def _one_reference_pairs(t: Thresholds, groups: tuple[str, ...], reference: str) -> tuple[tuple[str, str], ...]:
+    """Every cell vs one reference cell (and, with all-pairs, every other pair): the opt-in old way."""
     pairs = [(g, reference) for g in groups if g != reference]
     if t.comparisons == "all-pairs":
         others = [g for g in groups if g != reference]
         pairs += list(itertools.combinations(others, 2))
+    return tuple(pairs)
+
+
+def _cells(dataset: Dataset, joined: pd.DataFrame, attributes: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Each group name of a grouping and its value per attribute (a name alone is ambiguous: "50+")."""
+    cells: dict[str, tuple[str, ...]] = {}
+    for values in joined[list(attributes)].astype(str).drop_duplicates().itertuples(index=False, name=None):
+        name = GROUP_JOIN.join(values)
+        if cells.setdefault(name, values) != values:
+            raise DatasetError(
+                f"dataset '{dataset.name}': values {cells[name]} and {values} of {', '.join(attributes)} both "
+                f"make the group name '{name}'; rename a value so that '{GROUP_JOIN}' does not join them alike"
+            )
+    return cells
+
+
+def _like_with_like_pairs(
+    groups: tuple[str, ...], cells: dict[str, tuple[str, ...]], references: list[str], *, all_pairs: bool
+) -> tuple[tuple[str, str], ...]:
+    """(group, reference) pairs of cells that differ in exactly one attribute.
+
+    Each cell is compared with the cell that has that one attribute set to the attribute's
+    reference, so a skin-tone comparison holds gender fixed and vice versa. With ``all_pairs``,
+    every pair of cells differing in one attribute; the one holding the reference value, if
+    either does, is the reference. For a single attribute this is group vs reference (and all pairs).
+    """
+    name_of = {cells[g]: g for g in groups}
+    pairs = []
+    for group in groups:
+        cell = cells[group]
+        for i, reference in enumerate(references):
+            partner = name_of.get((*cell[:i], reference, *cell[i + 1 :]))
+            if cell[i] != reference and partner is not None:
+                pairs.append((group, partner))
+    if all_pairs:
+        seen = set(pairs)
+        for a, b in itertools.combinations(groups, 2):
+            differ = [i for i, (x, y) in enumerate(zip(cells[a], cells[b], strict=True)) if x != y]
+            if len(differ) == 1 and (a, b) not in seen and (b, a) not in seen:
+                pairs.append((a, b))
     return tuple(pairs)
 
 
@@ -193,9 +251,13 @@ def _exclusions(dataset: Dataset) -> list[dict[str, Any]]:
 
 
 def _counts(table: Table) -> dict[str, Any]:
-    """One attribute's count tensor, for the report's confusion heatmaps and for re-analysis."""
+    """One grouping's count tensor (intersections too), so every record can be recomputed from the JSON.
+
+    Per-subject counts stay out (they grow with the number of people); the entry says whether the
+    grouping was clustered and over how many subjects.
+    """
     t = table.tensor
-    return {
+    entry: dict[str, Any] = {
         "model": table.model,
         "dataset": table.dataset,
         "attribute": t.attribute,
@@ -203,7 +265,11 @@ def _counts(table: Table) -> dict[str, Any]:
         "labels": list(t.labels),
         "outcomes": list(t.outcomes),
         "counts": t.counts.tolist(),
+        "clustered": t.clusters is not None,
     }
+    if t.clusters is not None:
+        entry["subjects"] = len(t.clusters.group)
+    return entry
 
 
 def _composition(dataset: Dataset) -> dict[str, dict[str, dict[str, int]]]:

@@ -21,6 +21,8 @@ matplotlib.use("Agg")  # files only, never a window; before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from fer_fairness.counts import GROUP_JOIN  # noqa: E402
+
 COLOURS = {"PASS": "#2e7d32", "FAIL": "#c62828", "INCONCLUSIVE": "#b8860b"}
 FOREST_ROWS = 40  # the largest disparities only: a forest of hundreds of rows is unreadable
 
@@ -127,9 +129,15 @@ def non_answer_rates(facts: dict[str, Any]) -> list[Chart]:
 
 
 def confusion_heatmaps(facts: dict[str, Any]) -> list[Chart]:
-    """Per model x dataset x attribute: one row-normalised confusion matrix per group, side by side."""
+    """Per model x dataset x attribute: one row-normalised confusion matrix per group, side by side.
+
+    Single attributes only: an intersection's cells would make a strip of a dozen unreadable
+    panels, and its tensor stays in the JSON for anyone who wants it.
+    """
     charts = []
     for table in facts.get("counts", []):
+        if GROUP_JOIN in table["attribute"]:
+            continue
         counts = np.asarray(table["counts"], dtype=float)
         groups, labels, outcomes = table["groups"], table["labels"], table["outcomes"]
         shown = [i for i, o in enumerate(outcomes) if o in labels or counts[:, :, i].any()]
