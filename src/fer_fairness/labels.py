@@ -18,4 +18,11 @@ EMOTIONS: Final = (
 BASIC_SEVEN: Final = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
 
 # A model that does not answer with a label answers with one of these; never with a random label.
-NON_ANSWERS: Final = ("refused", "unparseable", "error")
+# They are the model's behaviour, and a model that refuses one group more is biased.
+MODEL_NON_ANSWERS: Final = ("refused", "unparseable")
+
+# No answer arrived (a transport failure): the sample was not evaluated, so it is not the model's
+# outcome. It keeps a column on the outcome axis so it is counted and shown, never scored.
+NOT_EVALUATED: Final = "error"
+
+NON_ANSWERS: Final = (*MODEL_NON_ANSWERS, NOT_EVALUATED)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 import warnings
 from pathlib import Path
 
 import pytest
 
-from fer_fairness.config import load_thresholds
+from fer_fairness.config import CRITERIA, load_thresholds
 from fer_fairness.criteria.records import Record
 from fer_fairness.datasets import DATASETS
 from fer_fairness.errors import DatasetWarning, FairnessError
@@ -19,7 +20,10 @@ from fer_fairness.session import RunState
 
 STATE = pytest.StashKey[RunState]()
 FAIRNESS_RUN = pytest.StashKey[bool]()
+PLANNED = pytest.StashKey[int]()  # fairness tests collected, counted before -k / --lf deselect any
+MARKER_ERRORS = pytest.StashKey[list[str]]()  # mistyped fairness markers, reported once collection ends
 FACTS_KEY = "fer_fairness_facts"  # xdist workeroutput key: run facts travel from workers to the controller
+PLANNED_KEY = "fer_fairness_planned"  # xdist workeroutput key: how many fairness tests a worker collected
 RECORD_ARG = "fairness_record"
 
 
@@ -163,7 +167,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if config.stash[FAIRNESS_RUN] and getattr(o, "xmlpath", None) is None:
         o.xmlpath = str(report_dir / "junit.xml")
-    config.pluginmanager.register(ReportCollector(config, state=state, facts_key=FACTS_KEY), "fer_fairness_report")
+    collector = ReportCollector(config, state=state, facts_key=FACTS_KEY, planned_key=PLANNED_KEY, planned=PLANNED)
+    config.pluginmanager.register(collector, "fer_fairness_report")
 
 
 @pytest.hookimpl(tryfirst=True)  # on an xdist controller: before workers start, so they find warm caches
@@ -212,6 +217,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if marker is None or RECORD_ARG not in metafunc.fixturenames:
         return
     criterion = marker.args[0] if marker.args else marker.kwargs.get("criterion")
+    problem = _marker_problem(metafunc.definition.nodeid, criterion)
+    if problem and hasattr(metafunc.config, "workerinput"):
+        # An xdist worker cannot stop the run with a usage error (the controller reports a crash):
+        # one test that errors in setup with the same line stands in for the marker.
+        metafunc.parametrize(RECORD_ARG, [_Mistyped(problem)], ids=["mistyped-marker"])
+        return
+    if problem:
+        # A UsageError raised while collecting would become a collection error with a traceback; it is
+        # raised once collection ends (pytest_collection_modifyitems), where it stops the run cleanly.
+        metafunc.config.stash.setdefault(MARKER_ERRORS, []).append(problem)
+        return
+    thresholds = metafunc.config.stash[STATE].thresholds
+    if not thresholds.criterion(criterion).enabled:
+        reason = f"criterion '{criterion}' is disabled in {thresholds.source}"
+        metafunc.parametrize(RECORD_ARG, [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=["disabled"])
+        return
     try:
         records = _prepare(metafunc.config).get(criterion, [])
     except FairnessError as exc:
@@ -221,11 +242,45 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(RECORD_ARG, records, ids=[r.test_id for r in records])
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+class _Mistyped(str):
+    """Stands in for a record where a fairness marker names no known criterion (on xdist workers)."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    problem = getattr(item, "callspec", None) and item.callspec.params.get(RECORD_ARG)
+    if isinstance(problem, _Mistyped):
+        pytest.fail(str(problem), pytrace=False)
+
+
+def _marker_problem(nodeid: str, criterion: object) -> str | None:
+    """Why a fairness marker names no known criterion (one line), or None when it names one."""
+    known = ", ".join(CRITERIA)
+    if not isinstance(criterion, str) or not criterion:
+        return (
+            f"fairness marker on {nodeid} names no criterion (got {criterion!r}); "
+            f'write @pytest.mark.fairness("accuracy_gap") (known: {known})'
+        )
+    if criterion in CRITERIA:
+        return None
+    close = difflib.get_close_matches(criterion, CRITERIA, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"fairness marker on {nodeid} names criterion '{criterion}', which does not exist{hint} (known: {known})"
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k and --lf deselect: a fairness test left out makes the run partial
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    problems = config.stash.get(MARKER_ERRORS, [])
+    if problems:
+        more = f" (and {len(problems) - 1} more mistyped fairness marker(s))" if len(problems) > 1 else ""
+        raise pytest.UsageError(problems[0] + more)
+    planned = 0
     for item in items:
         record = getattr(item, "callspec", None) and item.callspec.params.get(RECORD_ARG)
         if isinstance(record, Record):
             item.user_properties.extend(record.junit_properties())
+            planned += 1
+    config.stash[PLANNED] = planned
 
 
 @pytest.hookimpl(wrapper=True)
@@ -242,3 +297,4 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = config.stash.get(STATE, None)
     if hasattr(config, "workeroutput") and state is not None and state.records is not None:
         config.workeroutput[FACTS_KEY] = state.facts
+        config.workeroutput[PLANNED_KEY] = config.stash.get(PLANNED, None)

@@ -91,6 +91,58 @@ def test_ids_verdicts_and_reports(pytester, study):
     assert {"seed", "thresholds_sha256", "dataset[toy].fingerprint", "model[vendor-x]"} <= suite_props
 
 
+DECISION = (
+    "fer-fairness decision: GATE CLOSED: 2 FAIL (a disparity beyond tolerance shown), 0 PASS, "
+    "2 INCONCLUSIVE (not enough evidence either way; skipped by policy inconclusive = skip)"
+)
+
+
+def test_one_decision_line_in_every_report(pytester, study):
+    result = pytester.runpytest(*study)
+    lines = result.stdout.lines
+    at = lines.index(DECISION)
+    assert lines[at - 1].startswith("report: ")  # the last fer-fairness line, after the report paths
+    document = json.loads((pytester.path / "reports" / "fairness.json").read_text())
+    assert document["decision"]["line"] == DECISION
+    assert (document["decision"]["fail"], document["decision"]["pass"], document["decision"]["inconclusive"]) == (
+        2,
+        0,
+        2,
+    )
+    assert document["decision"]["partial"] is False
+    page = (pytester.path / "reports" / "fairness.html").read_text()
+    assert -1 < page.index(DECISION) < page.index("Verdict matrix")  # at the top, before the matrix
+    suite = ET.parse(pytester.path / "reports" / "junit.xml").getroot()
+    props = {p.get("name"): p.get("value") for p in suite.find("testsuite").find("properties").iter("property")}
+    assert props["decision"] == DECISION and props["partial"] == "false"
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "ran"),
+    [
+        (["-k", "accuracy_gap"], "GATE CLOSED", "2 of 4"),
+        (["-k", "test_confusion_ratio and Asian"], "NO DISPARITY SHOWN, NOT CLEARED", "1 of 4"),
+        (["--collect-only"], None, None),  # nothing ran, nothing decided, and no report written
+    ],
+)
+def test_a_partial_run_says_so(pytester, study, args, status, ran):
+    result = pytester.runpytest(*study, *args)
+    if ran is None:
+        assert "fer-fairness decision" not in result.stdout.str()
+        assert not (pytester.path / "reports" / "fairness.json").exists()
+        return
+    result.stdout.fnmatch_lines([f"fer-fairness decision: {status}: *; partial run: {ran} fairness tests ran"])
+    document = json.loads((pytester.path / "reports" / "fairness.json").read_text())
+    assert document["decision"]["partial"] is True
+    assert f"partial run: {ran} fairness tests ran" in (pytester.path / "reports" / "fairness.html").read_text()
+
+
+def test_a_run_stopped_before_any_fairness_test_still_says_nothing_was_decided(pytester, study):
+    (pytester.path / "fairness_tests" / "test_a_first.py").write_text("def test_broken():\n    assert False\n")
+    result = pytester.runpytest(*study, "-x")
+    result.stdout.fnmatch_lines(["fer-fairness decision: NOTHING DECIDED: *; partial run: 0 of 4 fairness tests ran"])
+
+
 def test_inconclusive_can_be_made_a_failure(pytester, study):
     (pytester.path / "thresholds.toml").write_text(ONLY_TWO + "\n" + "")
     text = ONLY_TWO.replace("min_group_size = 30", 'min_group_size = 30\ninconclusive = "fail"')
@@ -105,6 +157,7 @@ def test_one_report_under_xdist(pytester, study):
     document = json.loads((pytester.path / "reports" / "fairness.json").read_text())
     assert len(document["tests"]) == 4
     assert document["run"]["datasets"]["toy"]["fingerprint"]  # facts came back from a worker
+    assert (document["decision"]["ran"], document["decision"]["planned"]) == (4, 4)  # counted by a worker
     suite = ET.parse(pytester.path / "reports" / "junit.xml").getroot()
     assert len(list(suite.iter("testcase"))) == 4
 
@@ -227,3 +280,126 @@ def test_api_limits_are_checked_when_parsed(pytester, option, message):
     result = pytester.runpytest(option)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+MISTYPED = """
+import pytest
+from fer_fairness.gate import gate
+
+@pytest.mark.fairness("accuracy_gapp")
+def test_gap(fairness_record):
+    gate(fairness_record)
+"""
+
+KNOWN = (
+    "accuracy_gap, accuracy_gap_stratified, recall_gap, confusion_ratio, non_answer_gap, accuracy_floor, "
+    "association, association_stratified"
+)
+
+
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [
+        (
+            '"accuracy_gapp"',
+            "ERROR: fairness marker on fairness_tests/test_typo.py::test_gap names criterion 'accuracy_gapp', "
+            f"which does not exist; did you mean 'accuracy_gap'? (known: {KNOWN})",
+        ),
+        (
+            '"fairness_of_all"',
+            "ERROR: fairness marker on fairness_tests/test_typo.py::test_gap names criterion 'fairness_of_all', "
+            f"which does not exist (known: {KNOWN})",
+        ),
+        (
+            "",
+            "ERROR: fairness marker on fairness_tests/test_typo.py::test_gap names no criterion (got None); "
+            f'write @pytest.mark.fairness("accuracy_gap") (known: {KNOWN})',
+        ),
+    ],
+)
+@pytest.mark.parametrize("collect_only", [False, True])
+def test_a_mistyped_marker_is_a_usage_error(pytester, study, marker, message, collect_only):
+    (pytester.path / "fairness_tests" / "test_typo.py").write_text(MISTYPED.replace('"accuracy_gapp"', marker))
+    result = pytester.runpytest(*study, *(["--collect-only"] if collect_only else []))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.lines
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_mistyped_marker_under_xdist_is_one_erroring_test_with_the_same_line(pytester, study):
+    # An xdist worker cannot end the run with a usage error; the marker's test errors with the message.
+    (pytester.path / "fairness_tests" / "test_typo.py").write_text(MISTYPED)
+    result = pytester.runpytest_subprocess(*study, "-n", "2", "-rE")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "fairness marker on fairness_tests/test_typo.py::test_gap names criterion 'accuracy_gapp', which does "
+            f"not exist; did you mean 'accuracy_gap'? (known: {KNOWN})",
+            "ERROR fairness_tests/test_typo.py::test_gap[[]mistyped-marker[]]*",
+        ]
+    )
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_disabled_criterion_is_one_skipped_test_that_says_so(pytester, study):
+    policy = pytester.path / "thresholds.toml"
+    policy.write_text(ONLY_TWO + "enabled = false\n")  # appended to [criteria.confusion_ratio]
+    result = pytester.runpytest(*study, "-rs", "-v")
+    result.assert_outcomes(failed=1, skipped=2)
+    result.stdout.fnmatch_lines(
+        [
+            "fairness_tests/test_fair.py::test_confusion_ratio[[]disabled[]] SKIPPED*",
+            f"SKIPPED [[]1[]] fairness_tests/test_fair.py:*: criterion 'confusion_ratio' is disabled in {policy}",
+        ]
+    )
+    document = json.loads((pytester.path / "reports" / "fairness.json").read_text())
+    assert {t["criterion"] for t in document["tests"]} == {"accuracy_gap"}
+    assert document["decision"]["partial"] is False  # a disabled criterion is policy, not a partial run
+
+
+def test_error_cells_of_a_predictions_file_are_not_evaluated(pytester):
+    """2 of 229 samples marked error: below the 1% default the run goes on, and they are shown per group."""
+    cells = [
+        ({"race": "Black"}, "anger", "anger", 60),
+        ({"race": "Black"}, "anger", "error", 2),
+        ({"race": "Black"}, "disgust", "disgust", 52),
+        ({"race": "White"}, "anger", "anger", 60),
+        ({"race": "White"}, "disgust", "disgust", 55),
+    ]
+    manifest, predictions = write_study(pytester.path, cells)
+    pytester.mkdir("fairness_tests")
+    (pytester.path / "fairness_tests" / "test_fair.py").write_text(FAIRNESS_TESTS)
+    (pytester.path / "thresholds.toml").write_text(ONLY_TWO)
+    args = [
+        "fairness_tests",
+        f"--fairness-dataset=manifest:{manifest}?name=toy",
+        f"--fairness-model=predictions:{predictions}?name=vendor-x",
+    ]
+    result = pytester.runpytest(*args)
+    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+    result.stdout.fnmatch_lines(
+        ["vendor-x on toy: 2 samples not evaluated (no answer arrived; never scored), by race: Black 2"]
+    )
+    document = json.loads((pytester.path / "reports" / "fairness.json").read_text())
+    assert document["run"]["not_evaluated"] == {"vendor-x": {"toy": {"race": {"Black": 2, "White": 0}}}}
+    page = (pytester.path / "reports" / "fairness.html").read_text()
+    assert "Not evaluated" in page and "Black: 2" in page
+
+    strict = ONLY_TWO.replace("[settings]", "[settings]\nmax_not_evaluated = 0.005")
+    (pytester.path / "thresholds.toml").write_text(strict)  # 2 / 229 = 0.87% > 0.5%
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert (
+        "ERROR: model 'vendor-x' left 2 of 229 samples of dataset 'toy' not evaluated (transport failures); "
+        "above settings.max_not_evaluated = 0.005 the run stops. "
+        "Supply answers for the 2 samples marked 'error', or raise the limit."
+    ) in result.stderr.lines
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", '"1%"'])
+def test_max_not_evaluated_is_a_share(pytester, study, value):
+    (pytester.path / "thresholds.toml").write_text(f"[settings]\nmax_not_evaluated = {value}\n")
+    result = pytester.runpytest(*study)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*thresholds.toml: 'settings.max_not_evaluated' must be a number in [[]0, 1]; got *"])

@@ -36,6 +36,7 @@ def record(**overrides) -> dict:
         "detail": None,
         "metric": "accuracy difference",
         "verdict": "PASS",
+        "rule": "inside",
         "mode": "harm",
         "inconclusive": "skip",
         "estimate": -0.012,
@@ -49,6 +50,9 @@ def record(**overrides) -> dict:
         "band_low": -0.05,
         "band_high": 0.05,
         "n": {"Black": 120, "White": 340},
+        "null": 0.0,
+        "confidence_nominal": 0.99,
+        "inference": "independent images",
         "rates": {"Black": 0.71, "White": 0.722},
         "count_ratio": None,
         "power": 0.93,
@@ -507,3 +511,44 @@ def test_exclusions_prompts_and_usage_are_shown_escaped():
     assert "Pick one: &lt;anger|disgust&gt;" in page
     assert "Model calls: gpt" in page and ">cache_hits<" in page and ">30<" in page
     assert "<img>" not in page
+
+
+# --- what the run decided, and what it could not evaluate -------------------------------------------
+
+
+def test_the_decision_line_comes_first_and_escaped():
+    from fer_fairness.report.decision import decide_run
+
+    records = mixed_records(3)
+    decision = decide_run(records, mode="equivalence", inconclusive="skip", planned=len(records) + 5).to_dict()
+    html = render_html(records=records, facts=facts(), decision=decision)
+    page = Page(html)
+    first = [i for i, (tag, attrs) in enumerate(page.tags) if attrs.get("id") == "decision"]
+    matrix = [i for i, (tag, attrs) in enumerate(page.tags) if tag == "table"][0]
+    assert len(first) == 1 and first[0] < matrix  # above the verdict matrix
+    assert f"partial run: {len(records)} of {len(records) + 5} fairness tests ran" in html
+    evil = render_html(records=[record()], facts={}, decision={**decision, "line": EVIL})
+    assert "<script" not in evil.lower() and "&lt;script&gt;" in evil
+    assert 'id="decision"' not in render_html(records=[record()], facts={})  # older callers: no line, no box
+
+
+def test_not_evaluated_samples_are_listed_per_group_only_when_there_are_any():
+    counted = facts(not_evaluated={"m": {"d": {"race": {"Black": 4, EVIL: 0}}}, "clip": {"d": {"race": {"Black": 0}}}})
+    page = Page(render_html(records=[record()], facts=counted))
+    (table,) = page.tables("Not evaluated")
+    assert [[cell[2] for cell in row] for row in table] == [
+        ["model", "dataset", "attribute", "not evaluated per group"],
+        ["m", "d", "race", f"Black: 4\n{EVIL}: 0"],
+    ]
+    none = facts(not_evaluated={"m": {"d": {"race": {"Black": 0, "White": 0}}}})
+    assert "Not evaluated" not in render_html(records=[record()], facts=none)
+
+
+def test_json_carries_the_decision_first(tmp_path):
+    from fer_fairness.report.decision import decide_run
+
+    decision = decide_run([record(verdict="FAIL")], mode="harm", inconclusive="skip", planned=1).to_dict()
+    path = write_json(tmp_path / "fairness.json", records=[record(verdict="FAIL")], facts=facts(), decision=decision)
+    document = read_json(path)
+    assert list(document)[:2] == ["schema_version", "decision"]
+    assert document["decision"] == decision and document["decision"]["status"] == "GATE CLOSED"

@@ -52,7 +52,18 @@ def _matrix(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"criteria": criteria, "rows": [(m, d, cells[(m, d)]) for (m, d) in sorted(cells)]}
 
 
-def render_html(*, records: list[dict[str, Any]], facts: dict[str, Any]) -> str:
+def _not_evaluated(facts: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows (model, dataset, attribute, groups) where some sample's answer never arrived; [] when all did."""
+    rows = []
+    for model, datasets in facts.get("not_evaluated", {}).items():
+        for dataset, attributes in datasets.items():
+            for attribute, groups in attributes.items():
+                if any(groups.values()):
+                    rows.append({"model": model, "dataset": dataset, "attribute": attribute, "groups": groups})
+    return rows
+
+
+def render_html(*, records: list[dict[str, Any]], facts: dict[str, Any], decision: dict[str, Any] | None = None) -> str:
     by_criterion: dict[str, list[dict[str, Any]]] = {name: [] for name in CRITERIA}  # the policy's order
     for r in sorted(records, key=lambda r: (VERDICTS.index(r["verdict"]), r["test_id"])):
         by_criterion.setdefault(r["criterion"], []).append(r)
@@ -64,6 +75,8 @@ def render_html(*, records: list[dict[str, Any]], facts: dict[str, Any]) -> str:
         charts=all_charts(records=records, facts=facts),
         facts=facts,
         totals=Counter(r["verdict"] for r in records),
+        decision=decision,
+        not_evaluated=_not_evaluated(facts),
         matrix=_matrix(records),
         by_criterion=dict(by_criterion),
         inconclusive=[r for r in records if r["verdict"] == "INCONCLUSIVE"],
@@ -71,8 +84,10 @@ def render_html(*, records: list[dict[str, Any]], facts: dict[str, Any]) -> str:
     )
 
 
-def write_html(path: Path, *, records: list[dict[str, Any]], facts: dict[str, Any]) -> Path:
-    page = render_html(records=records, facts=facts)
+def write_html(
+    path: Path, *, records: list[dict[str, Any]], facts: dict[str, Any], decision: dict[str, Any] | None = None
+) -> Path:
+    page = render_html(records=records, facts=facts, decision=decision)
     with atomic_path(path) as temporary:
         temporary.write_text(page, encoding="utf-8")
     return path

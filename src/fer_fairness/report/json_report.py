@@ -12,9 +12,14 @@ from fer_fairness._cache import atomic_path
 SCHEMA_VERSION = "1.0"
 
 
-def write_json(path: Path, *, records: list[dict[str, Any]], facts: dict[str, Any]) -> Path:
-    """Write atomically (temp file + rename), so a reader never sees half a report."""
-    document = {"schema_version": SCHEMA_VERSION, "run": facts, "tests": records}
+def write_json(
+    path: Path, *, records: list[dict[str, Any]], facts: dict[str, Any], decision: dict[str, Any] | None = None
+) -> Path:
+    """Write atomically (temp file + rename), so a reader never sees half a report.
+
+    ``decision`` (report.decision.Decision.to_dict) comes first: what the run decided, then the evidence.
+    """
+    document = {"schema_version": SCHEMA_VERSION, "decision": decision, "run": facts, "tests": records}
     text = json.dumps(document, indent=2, allow_nan=False) + "\n"  # refuses NaN before touching the file
     with atomic_path(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
