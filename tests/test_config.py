@@ -15,7 +15,7 @@ from fer_fairness.errors import ConfigError, FairnessError
 
 SHIPPED = Path(__file__).resolve().parents[1] / "thresholds.toml"
 
-SETTINGS_KEYS = "alpha, correction, family, mode, power, min_group_size, inconclusive, comparisons, bootstrap_resamples"
+SETTINGS_KEYS = "alpha, correction, family, mode, power, min_group_size, inconclusive, comparisons, max_not_evaluated"
 CRITERIA_LIST = (
     "accuracy_gap, accuracy_gap_stratified, recall_gap, confusion_ratio, non_answer_gap, "
     "accuracy_floor, association, association_stratified"
@@ -33,15 +33,16 @@ PAIRS_ALLOWED = (
 DOCUMENTED = {
     "alpha": 0.05,
     "correction": "holm",
-    "family": "criterion",
+    "family": "gate",
     "mode": "harm",
     "power": 0.8,
     "min_group_size": 30,
     "inconclusive": "skip",
     "comparisons": "reference",
-    "bootstrap_resamples": 2000,
+    "max_not_evaluated": 0.01,
     "attributes": None,
     "intersections": "all-pairs",
+    "intersection_comparisons": "like-with-like",
     "reference": {},
 }
 DOCUMENTED_BANDS = {
@@ -105,7 +106,7 @@ def test_shipped_file_spells_out_every_setting_and_every_criterion_band():
     document = tomllib.loads(SHIPPED.read_text(encoding="utf-8"))
     assert set(document) == {"settings", "groups", "reference", "criteria"}
     assert set(document["settings"]) == {k.strip() for k in SETTINGS_KEYS.split(",")}
-    assert set(document["groups"]) == {"attributes", "intersections"}
+    assert set(document["groups"]) == {"attributes", "intersections", "intersection_comparisons"}
     assert document["reference"] == {}  # no dataset-specific attribute in the shipped policy
     assert set(document["criteria"]) == set(DOCUMENTED_BANDS)
     for name, band in DOCUMENTED_BANDS.items():
@@ -155,7 +156,8 @@ def test_empty_file_gives_the_defaults(tmp_path):
         ),
         pytest.param(
             "[groups]\nattribute = 'all'\n",
-            "'groups.attribute' must be one of the known keys (attributes, intersections); got 'attribute'",
+            "'groups.attribute' must be one of the known keys "
+            "(attributes, intersections, intersection_comparisons); got 'attribute'",
             id="unknown-groups-key",
         ),
         pytest.param(
@@ -229,11 +231,6 @@ def test_empty_file_gives_the_defaults(tmp_path):
             "[settings]\nmin_group_size = 30.0\n",
             "'settings.min_group_size' must be an integer in [1, 1000000]; got 30.0",
             id="float-for-integer",
-        ),
-        pytest.param(
-            "[settings]\nbootstrap_resamples = 99\n",
-            "'settings.bootstrap_resamples' must be an integer in [100, 1000000]; got 99",
-            id="resamples-low",
         ),
         pytest.param(
             '[settings]\nmode = "strict"\n',
@@ -407,11 +404,11 @@ def test_first_mistake_in_document_order_of_checks_is_reported(tmp_path):
 def test_accepted_boundaries(tmp_path):
     loaded = load_text(
         tmp_path,
-        "[settings]\nalpha = 0.5\npower = 0.5\nmin_group_size = 1\nbootstrap_resamples = 100\n"
+        "[settings]\nalpha = 0.5\npower = 0.5\nmin_group_size = 1\n"
         "[criteria.accuracy_gap]\ntolerance = 1\n[criteria.accuracy_floor]\nminimum = 0\n"
         "[criteria.confusion_ratio]\ntolerance = 100\n",
     )
-    assert (loaded.alpha, loaded.power, loaded.min_group_size, loaded.bootstrap_resamples) == (0.5, 0.5, 1, 100)
+    assert (loaded.alpha, loaded.power, loaded.min_group_size) == (0.5, 0.5, 1)
     assert loaded.criterion("accuracy_gap").threshold == 1.0
     assert isinstance(loaded.criterion("accuracy_gap").threshold, float)
     assert loaded.criterion("accuracy_floor").threshold == 0.0
@@ -467,7 +464,7 @@ enabled = false
     assert loaded.criterion("recall_gap").enabled is False
 
     builtin = load_thresholds(None)
-    for name in ("alpha", "power", "min_group_size", "bootstrap_resamples"):
+    for name in ("alpha", "power", "min_group_size"):
         assert getattr(loaded, name) == getattr(builtin, name), name
     for name in set(CRITERIA) - {"confusion_ratio", "recall_gap"}:
         assert loaded.criterion(name) == builtin.criterion(name), name

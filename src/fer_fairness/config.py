@@ -125,18 +125,19 @@ def _pairs(default: Any) -> _Rule:
 _SETTINGS: dict[str, _Rule] = {
     "alpha": _number(0, 0.5, low_open=True, default=0.05),
     "correction": _choice("holm", "bh", default="holm"),
-    "family": _choice("criterion", "run", default="criterion"),
+    "family": _choice("gate", "criterion", "run", default="gate"),
     "mode": _choice("harm", "equivalence", default="harm"),
     "power": _number(0.5, 1, high_open=True, default=0.8),
     "min_group_size": _integer(1, 1_000_000, default=30),
     "inconclusive": _choice("skip", "fail", default="skip"),
     "comparisons": _choice("reference", "all-pairs", default="reference"),
-    "bootstrap_resamples": _integer(100, 1_000_000, default=2000),
+    "max_not_evaluated": _number(0, 1, default=0.01),
 }
 
 _GROUPS: dict[str, _Rule] = {
     "attributes": _names_or("all", "all"),
     "intersections": _intersections("all-pairs"),
+    "intersection_comparisons": _choice("like-with-like", "one-reference", default="like-with-like"),
 }
 
 _COMMON = {"enabled": _boolean(True), "owner": _text(), "rationale": _text()}
@@ -178,15 +179,17 @@ class Thresholds:
     digest: str
     alpha: float
     correction: Correction
-    family: Literal["criterion", "run"]
+    family: Literal["gate", "criterion", "run"]
     mode: Mode
     power: float
     min_group_size: int
     inconclusive: Literal["skip", "fail"]
     comparisons: Literal["reference", "all-pairs"]
-    bootstrap_resamples: int
+    max_not_evaluated: float  # share of samples left without an answer (transport failures) that stops the run
     attributes: tuple[str, ...] | None  # None: every attribute of each dataset
     intersections: Literal["none", "all-pairs"] | tuple[tuple[str, ...], ...]
+    # like-with-like: a cell vs the cell differing in one attribute, set to its reference; one-reference: vs one cell
+    intersection_comparisons: Literal["like-with-like", "one-reference"]
     reference: Mapping[str, str] = field(default_factory=dict)
     criteria: Mapping[str, CriterionConfig] = field(default_factory=dict)
 
@@ -257,6 +260,7 @@ def parse_thresholds(document: Mapping[str, Any], *, source: str, digest: str = 
         digest=digest,
         attributes=None if attributes == "all" else tuple(attributes),
         intersections=intersections if isinstance(intersections, str) else tuple(map(tuple, intersections)),
+        intersection_comparisons=groups["intersection_comparisons"],
         reference=dict(reference),
         criteria=criteria,
         **settings,

@@ -23,7 +23,8 @@ from fer_fairness.criteria import measures
 from fer_fairness.criteria.measures import Measure
 from fer_fairness.criteria.messages import explain
 from fer_fairness.criteria.records import Record
-from fer_fairness.criteria.verdict import Verdict, decide
+from fer_fairness.criteria.verdict import Rule, Verdict, decide
+from fer_fairness.labels import MODEL_NON_ANSWERS, NOT_EVALUATED
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,57 +68,92 @@ class Table:
 
 
 # -- what each criterion measures --------------------------------------------------------------
+# A selector maps counts of shape (..., T, O) to (events, evaluated images), each of shape (...),
+# so one selector serves a group's slice and every person's slice alike. Samples whose answer never
+# arrived (NOT_EVALUATED) are in no denominator: they were not evaluated.
+
+Selector = Callable[[np.ndarray, CountTensor, str | None], tuple[np.ndarray, np.ndarray]]
 
 
-def _proportion(select: Callable[[np.ndarray, CountTensor, str | None], tuple[int, int]], *, compare: str):
-    """A pair measure from a selector of (successes, trials) in one group's (T, O) counts."""
+def _evaluated(t: CountTensor) -> np.ndarray:
+    return np.array([o != NOT_EVALUATED for o in t.outcomes])
+
+
+def _correct(c: np.ndarray, t: CountTensor, _: str | None):
+    return (c * t.correct_mask()).sum(axis=(-2, -1)), c[..., _evaluated(t)].sum(axis=(-2, -1))
+
+
+def _non_answer(c: np.ndarray, t: CountTensor, _: str | None):
+    model_non_answer = np.array([o in MODEL_NON_ANSWERS for o in t.outcomes])
+    return c[..., model_non_answer].sum(axis=(-2, -1)), c[..., _evaluated(t)].sum(axis=(-2, -1))
+
+
+def _recall(c: np.ndarray, t: CountTensor, emotion: str | None):
+    row = c[..., t.labels.index(emotion), :]
+    return row[..., t.outcomes.index(emotion)], row[..., _evaluated(t)].sum(axis=-1)
+
+
+def _confusion(c: np.ndarray, t: CountTensor, pair: str | None):
+    true, wrong = pair.split("->")
+    row = c[..., t.labels.index(true), :]
+    return row[..., t.outcomes.index(wrong)], row[..., _evaluated(t)].sum(axis=-1)
+
+
+def _share(t: CountTensor, group: str, select: Selector, detail: str | None) -> measures.Share:
+    """One group's events and evaluated images, with its persons' counts where images repeat."""
+    g = t.groups.index(group)
+    x, n = select(t.counts[g], t, detail)
+    clusters = t.clusters
+    if clusters is None:
+        return measures.Share.of(x, n)
+    return measures.Share.of(x, n, select(clusters.counts[clusters.group == g], t, detail))
+
+
+def _proportion(select: Selector, *, compare: str, what: Callable[[str | None], str]):
+    """A pair measure from a selector; ``what`` names the denominator in words for a reason."""
 
     def pair_measure(table: Table, group: str, reference: str, detail: str | None, cfg: CriterionConfig, metric: str):
         t = table.tensor
-        x1, n1 = select(t.counts[t.groups.index(group)], t, detail)
-        x0, n0 = select(t.counts[t.groups.index(reference)], t, detail)
         return measures.two_proportions(
             compare=compare,
             metric=metric,
             group=group,
             reference=reference,
-            x1=x1,
-            n1=n1,
-            x0=x0,
-            n0=n0,
+            a=_share(t, group, select, detail),
+            b=_share(t, reference, select, detail),
             tolerance=cfg.threshold,
+            what=what(detail),
         )
 
     return pair_measure
 
 
-def _correct(c: np.ndarray, t: CountTensor, _: str | None) -> tuple[int, int]:
-    return int((c * t.correct_mask()).sum()), int(c.sum())
+def _faces(_detail: str | None) -> str:
+    return "evaluated faces"
 
 
-def _non_answer(c: np.ndarray, t: CountTensor, _: str | None) -> tuple[int, int]:
-    return int(c[:, t.non_answer_mask()].sum()), int(c.sum())
+def _emotion_faces(detail: str | None) -> str:
+    return f"{detail.split('->')[0]} faces (evaluated)"
 
 
-def _recall(c: np.ndarray, t: CountTensor, emotion: str | None) -> tuple[int, int]:
-    row = c[t.labels.index(emotion)]
-    return int(row[t.outcomes.index(emotion)]), int(row.sum())
-
-
-def _confusion(c: np.ndarray, t: CountTensor, pair: str | None) -> tuple[int, int]:
-    true, wrong = pair.split("->")
-    row = c[t.labels.index(true)]
-    return int(row[t.outcomes.index(wrong)]), int(row.sum())
+def _strata(t: CountTensor, g: int) -> tuple[np.ndarray, np.ndarray]:
+    """Correct and evaluated counts per true emotion of group g."""
+    c = t.counts[g]
+    return (c * t.correct_mask()).sum(axis=1), c[:, _evaluated(t)].sum(axis=1)
 
 
 def _stratified(table: Table, group: str, reference: str, _detail, cfg: CriterionConfig, _metric: str) -> Measure:
     t = table.tensor
+    (x1, n1), (x0, n0) = _strata(t, t.groups.index(group)), _strata(t, t.groups.index(reference))
     return measures.stratified_difference(
         group=group,
         reference=reference,
-        counts1=t.counts[t.groups.index(group)],
-        counts0=t.counts[t.groups.index(reference)],
-        correct=t.correct_mask(),
+        x1=x1,
+        n1=n1,
+        x0=x0,
+        n0=n0,
+        a=_share(t, group, _correct, None),
+        b=_share(t, reference, _correct, None),
         tolerance=cfg.threshold,
     )
 
@@ -146,15 +182,22 @@ class CriterionSpec:
 
 CRITERIA: dict[str, CriterionSpec] = {
     "accuracy_gap": CriterionSpec(
-        "pair", "accuracy difference", pair_measure=_proportion(_correct, compare="difference")
+        "pair", "accuracy difference", pair_measure=_proportion(_correct, compare="difference", what=_faces)
     ),
     "accuracy_gap_stratified": CriterionSpec("pair", "stratified accuracy difference", pair_measure=_stratified),
-    "recall_gap": CriterionSpec("pair", "recall difference", _emotions, _proportion(_recall, compare="difference")),
+    "recall_gap": CriterionSpec(
+        "pair", "recall difference", _emotions, _proportion(_recall, compare="difference", what=_emotion_faces)
+    ),
     "confusion_ratio": CriterionSpec(
-        "pair", "confusion rate ratio", _confusion_pairs, _proportion(_confusion, compare="ratio")
+        "pair",
+        "confusion rate ratio",
+        _confusion_pairs,
+        _proportion(_confusion, compare="ratio", what=_emotion_faces),
     ),
     "non_answer_gap": CriterionSpec(
-        "pair", "non-answer rate difference", pair_measure=_proportion(_non_answer, compare="difference")
+        "pair",
+        "non-answer rate difference",
+        pair_measure=_proportion(_non_answer, compare="difference", what=_faces),
     ),
     "accuracy_floor": CriterionSpec("group", "accuracy"),
     "association": CriterionSpec("attribute", "accuracy spread"),
@@ -169,7 +212,8 @@ def _rng_for(seed: int, key: str) -> np.random.Generator:
 
 def _subjects(table: Table, name: str, spec: CriterionSpec, thresholds: Thresholds, seed: int) -> Iterator[Subject]:
     t, cfg = table.tensor, thresholds.criterion(name)
-    sizes = t.group_sizes()
+    evaluated = t.counts[:, :, _evaluated(t)].sum(axis=(1, 2))
+    sizes = dict(zip(t.groups, evaluated.tolist(), strict=True))  # min_group_size counts evaluated faces
     minimum = thresholds.min_group_size
     base = dict(criterion=name, model=table.model, dataset=table.dataset, attribute=t.attribute)
 
@@ -187,12 +231,12 @@ def _subjects(table: Table, name: str, spec: CriterionSpec, thresholds: Threshol
             )
     elif spec.shape == "group":
         for group in t.groups:
-            g = t.groups.index(group)
             untested = too_small((group,))
             measure = None
             if not untested:
-                x, n_g = _correct(t.counts[g], t, None)
-                measure = measures.accuracy_floor(group=group, x=x, n=n_g, minimum=cfg.threshold)
+                measure = measures.accuracy_floor(
+                    group=group, share=_share(t, group, _correct, None), minimum=cfg.threshold
+                )
             yield Subject(
                 **base,
                 group=group,
@@ -209,14 +253,14 @@ def _subjects(table: Table, name: str, spec: CriterionSpec, thresholds: Threshol
             untested = f"fewer than two groups reach min_group_size = {minimum}"
             yield Subject(**{**subject.__dict__, "untested": untested})
             return
-        index = [t.groups.index(g) for g in kept]
+        strata = [_strata(t, t.groups.index(g)) for g in kept]
         measure = measures.accuracy_spread(
             groups=kept,
-            counts=t.counts[index],
-            correct=t.correct_mask(),
+            hits=np.array([h for h, _ in strata]),
+            totals=np.array([n for _, n in strata]),
+            shares=[_share(t, g, _correct, None) for g in kept],
             stratified=name.endswith("stratified"),
             tolerance=cfg.threshold,
-            resamples=thresholds.bootstrap_resamples,
             rng=_rng_for(seed, subject.test_id + name),
         )
         left_out = too_small(g for g in t.groups if g not in kept)
@@ -228,6 +272,15 @@ def _family_key(subject: Subject, thresholds: Thresholds) -> str:
     if thresholds.family == "run":
         return "run"
     return f"{subject.criterion}|{subject.model}|{subject.dataset}"
+
+
+def _family_alpha(thresholds: Thresholds) -> float:
+    """The error rate each family spends: with family = "gate" the criteria of one model x dataset
+    share alpha (Bonferroni over the K enabled criteria), so the gate as a whole holds alpha."""
+    if thresholds.family != "gate":
+        return thresholds.alpha
+    enabled = sum(thresholds.criterion(name).enabled for name in CRITERIA)
+    return thresholds.alpha / max(enabled, 1)
 
 
 def evaluate(tables: list[Table], *, thresholds: Thresholds, seed: int) -> list[Record]:
@@ -248,26 +301,69 @@ def evaluate(tables: list[Table], *, thresholds: Thresholds, seed: int) -> list[
     return records
 
 
+def _testable(subject: Subject) -> bool:
+    return subject.measure is not None and not subject.measure.undefined
+
+
 def _decide_family(family: str, members: list[Subject], thresholds: Thresholds) -> Iterator[Record]:
-    tested = [s for s in members if s.measure is not None and not math.isnan(s.measure.p_value)]
+    """One family: the level every interval is read at, then each member's verdict.
+
+    Holm (default): every interval at the Bonferroni level 1 - a/m, simultaneous over the family,
+    so each verdict can be read from its own interval. (Holm's step-down has no such interval per
+    test; its adjusted p is reported for "a difference exists", as information.)
+    BH: the FAILs are the comparisons Benjamini-Hochberg selects among the p-values of "the
+    disparity lies beyond the band", shown at the false-coverage level 1 - R a/m for the R selected
+    (Benjamini & Yekutieli 2005); likewise the PASSes among the p-values of "the disparity lies
+    within the band"; everything else at the Bonferroni level, where it is neither.
+    """
+    alpha = _family_alpha(thresholds)
+    tested = [s for s in members if _testable(s)]
     m = len(tested)
-    adjusted = stats.adjust_p_values(p_values=[s.measure.p_value for s in tested], method=thresholds.correction)
-    rejected = int((adjusted < thresholds.alpha).sum())
-    confidence = stats.corrected_confidence(
-        alpha=thresholds.alpha, family_size=m, method=thresholds.correction, n_rejected=rejected
-    )
-    # Power is judged at the Bonferroni level alpha / m: the level Holm guarantees every member.
-    alpha_each = thresholds.alpha / max(m, 1)
+    raw = [s.measure.p_value for s in tested]
+    adjusted = stats.adjust_p_values(p_values=raw, method=thresholds.correction)
     p_adjusted = {id(s): float(p) for s, p in zip(tested, adjusted, strict=True)}
+    alpha_each = alpha / max(m, 1)  # the Bonferroni level: power is judged there too
+    levels = {id(s): 1.0 - alpha_each for s in tested}
+    if thresholds.correction == "bh" and m:
+        for side in ("outside", "inside"):
+            p_side = [_side_p_value(s.measure, side) for s in tested]
+            selected = stats.adjust_p_values(p_values=p_side, method="bh") < alpha
+            count = int(selected.sum())
+            for s, chosen in zip(tested, selected, strict=True):
+                if chosen and levels[id(s)] == 1.0 - alpha_each:
+                    levels[id(s)] = 1.0 - count * alpha / m
     for subject in members:
-        yield _record(subject, family, m, confidence, alpha_each, p_adjusted.get(id(subject)), thresholds)
+        yield _record(subject, family, m, levels.get(id(subject)), alpha_each, p_adjusted.get(id(subject)), thresholds)
+
+
+def _side_p_value(measure: Measure, side: str) -> float:
+    """The smallest a at which the interval at 1 - a lies wholly outside (or inside) the band.
+
+    Intervals widen as the level rises, so "outside"/"inside" hold for every a above this one;
+    found by bisection on log a. 1.0 when not even the 50% interval qualifies.
+    """
+    band = measure.band
+
+    def holds(a: float) -> bool:
+        low, high, _ = measure.interval_at(1.0 - a)
+        return band.excludes_interval(low, high) if side == "outside" else band.holds_interval(low, high)
+
+    if not holds(0.5):
+        return 1.0
+    lo, hi = math.log(1e-15), math.log(0.5)  # holds at exp(hi); the answer lies in between
+    if holds(math.exp(lo)):
+        return 1e-15
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if holds(math.exp(mid)) else (mid, hi)
+    return math.exp(hi)
 
 
 def _record(
     subject: Subject,
     family: str,
     family_size: int,
-    confidence: float,
+    confidence: float | None,
     alpha_each: float,
     p_adjusted: float | None,
     thresholds: Thresholds,
@@ -292,56 +388,65 @@ def _record(
         rationale=cfg.rationale,
         note=subject.note,
     )
-    if measure is None or p_adjusted is None:
-        return Record(
+    if measure is None or confidence is None:
+        why = subject.untested or (measure.undefined if measure else "") or "the statistic is undefined"
+        record = Record(
             **common,
-            metric=CRITERIA[subject.criterion].metric,
+            metric=measure.metric if measure else CRITERIA[subject.criterion].metric,
             verdict=Verdict.INCONCLUSIVE,
-            estimate=measure.estimate if measure else None,
+            rule=str(Rule.UNDEFINED),
+            estimate=None,
             ci_low=None,
             ci_high=None,
             confidence=None,
             p_value=None,
             p_adjusted=None,
-            test_method=measure.test_method if measure else "",
+            test_method="",
             threshold=measure.threshold if measure else "",
-            band_low=None,
-            band_high=None,
-            reason=f"not tested: {subject.untested or 'the statistic is undefined for these counts'}",
+            band_low=measure.band.low if measure else None,
+            band_high=measure.band.high if measure else None,
+            null=measure.null if measure else None,
+            rates={k: v for k, v in measure.rates.items() if not math.isnan(v)} if measure else {},
+            count_ratio=measure.count_ratio if measure else None,
+            reason=f"not tested: {why}",
         )
-    low, high = measure.interval_at(confidence)
+        return Record(**{**record.__dict__, "reason": explain(record, thresholds)})
+    low, high, level = measure.interval_at(confidence)
     power = measure.power_at(alpha_each) if measure.power_at else None
-    verdict = decide(
+    verdict, rule = decide(
         mode=thresholds.mode,
         band=measure.band,
         estimate=measure.estimate,
         ci_low=low,
         ci_high=high,
-        p_adjusted=p_adjusted,
-        alpha=thresholds.alpha,
+        null=measure.null,
         power=power,
         target_power=thresholds.power,
     )
     needed = None
     if verdict is Verdict.INCONCLUSIVE and measure.needed_n_at is not None:
-        needed = measure.needed_n_at(alpha_each, thresholds.power)
+        needed = measure.needed_n_at(1.0 - confidence, thresholds.power)
     record = Record(
         **common,
         metric=measure.metric,
         verdict=verdict,
+        rule=str(rule),
         estimate=measure.estimate,
         ci_low=low,
         ci_high=high,
-        confidence=confidence,
+        confidence=level,
+        confidence_nominal=confidence,
         p_value=measure.p_value,
         p_adjusted=p_adjusted,
         test_method=measure.test_method,
         threshold=measure.threshold,
         band_low=measure.band.low,
         band_high=measure.band.high,
+        null=measure.null,
         rates=dict(measure.rates),
         count_ratio=measure.count_ratio,
         power=power,
         required_n=needed,
+        inference=measure.inference,
     )
     return Record(**{**record.__dict__, "reason": explain(record, thresholds)})

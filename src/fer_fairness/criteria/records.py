@@ -32,6 +32,7 @@ class Record:
     detail: str | None
     metric: str
     verdict: Verdict
+    rule: str  # verdict.Rule: which rule decided (outside, inside, powered, overlap, undefined)
     mode: str
     inconclusive: str  # "skip" or "fail": what an INCONCLUSIVE verdict does to the test
     estimate: float | None
@@ -45,6 +46,9 @@ class Record:
     band_low: float | None
     band_high: float | None
     n: dict[str, int]
+    null: float | None = None  # the no-disparity value (0 for differences, 1 for ratios)
+    confidence_nominal: float | None = None  # the corrected level asked for; `confidence` may be higher
+    inference: str = "independent images"  # or clustered by subject, with the design effects
     rates: dict[str, float] = field(default_factory=dict)
     count_ratio: float | None = None
     power: float | None = None
@@ -60,6 +64,7 @@ class Record:
         """JSON-safe: NaN becomes null, infinities "inf" / "-inf"."""
         out = asdict(self)
         out["verdict"] = str(self.verdict)
+        out["rule"] = str(self.rule)
         for key, value in out.items():
             if isinstance(value, float):
                 out[key] = _json_number(value)
@@ -89,6 +94,8 @@ class Record:
             ("p_adjusted", _fmt(self.p_adjusted)),
             ("threshold", self.threshold),
             ("verdict", str(self.verdict)),
+            ("rule", self.rule),
+            ("inference", self.inference),
         ]
         if self.count_ratio is not None:
             props.append(("count_ratio", _fmt(self.count_ratio)))

@@ -30,6 +30,16 @@ class Band:
         return high < self.low or low > self.high
 
 
+class Rule(enum.StrEnum):
+    """Which rule decided a verdict; each can be checked from the record's interval and band."""
+
+    OUTSIDE = "outside"  # FAIL: the whole interval lies outside the band
+    INSIDE = "inside"  # PASS: the whole interval lies inside the band
+    POWERED = "powered"  # PASS (harm): estimate in the band, interval holds "no disparity", power enough
+    OVERLAP = "overlap"  # INCONCLUSIVE: the interval reaches across a band edge
+    UNDEFINED = "undefined"  # INCONCLUSIVE: not tested, or the statistic is undefined for these counts
+
+
 def decide(
     *,
     mode: str,
@@ -37,30 +47,32 @@ def decide(
     estimate: float,
     ci_low: float,
     ci_high: float,
-    p_adjusted: float,
-    alpha: float,
+    null: float | None,
     power: float | None,
     target_power: float,
-) -> Verdict:
-    """PASS / FAIL / INCONCLUSIVE from the corrected interval, the adjusted p and the power.
+) -> tuple[Verdict, Rule]:
+    """PASS / FAIL / INCONCLUSIVE from the corrected interval alone (and, in harm mode, power).
 
-    harm: FAIL when the estimate is outside the band and the disparity is significant after
-    correction; PASS when not FAIL and either the whole interval is inside the band, or the
-    estimate is inside and the comparison had the target power at the band's edge.
-    equivalence: PASS only when the whole interval is inside; FAIL when it is wholly outside.
+    FAIL: the whole interval lies outside the band: the data show a disparity beyond the tolerance.
+    PASS: the whole interval lies inside the band; or, in harm mode only, the estimate lies inside
+    the band, the interval contains "no disparity" (the test of no difference does not reject) and
+    the comparison had the target power to detect a disparity at the band's edge.
+    INCONCLUSIVE: everything else. The interval is the only evidence, so a reader checks a verdict
+    from the interval printed beside it; a significant difference inside the band's reach is not a FAIL.
     """
-    if math.isnan(estimate):
-        return Verdict.INCONCLUSIVE
-    if mode == "equivalence":
-        if band.holds_interval(ci_low, ci_high):
-            return Verdict.PASS
-        if band.excludes_interval(ci_low, ci_high):
-            return Verdict.FAIL
-        return Verdict.INCONCLUSIVE
-    if not band.contains(estimate) and p_adjusted < alpha:
-        return Verdict.FAIL
+    if any(math.isnan(v) for v in (estimate, ci_low, ci_high)):
+        return Verdict.INCONCLUSIVE, Rule.UNDEFINED
+    if band.excludes_interval(ci_low, ci_high):
+        return Verdict.FAIL, Rule.OUTSIDE
     if band.holds_interval(ci_low, ci_high):
-        return Verdict.PASS
-    if band.contains(estimate) and power is not None and power >= target_power:
-        return Verdict.PASS
-    return Verdict.INCONCLUSIVE
+        return Verdict.PASS, Rule.INSIDE
+    if (
+        mode == "harm"
+        and null is not None
+        and band.contains(estimate)
+        and ci_low <= null <= ci_high
+        and power is not None
+        and power >= target_power
+    ):
+        return Verdict.PASS, Rule.POWERED
+    return Verdict.INCONCLUSIVE, Rule.OVERLAP
