@@ -31,7 +31,8 @@ class Measure:
     band: Band
     null: float | None  # the no-disparity value: 0 for differences, 1 for ratios; None for a floor
     threshold: str
-    interval_at: Callable[[float], Interval]
+    # confidence -> interval; exact=False skips the exact-size level step (cheap, for searches)
+    interval_at: Callable[..., Interval]
     power_at: Callable[[float], float] | None = None  # alpha -> power at the band's edge
     needed_n_at: Callable[[float, float], float] | None = None  # (alpha, power) -> images per group
     n: Mapping[str, int] = field(default_factory=dict)  # the denominators the statistic used
@@ -89,7 +90,7 @@ def _z(alpha: float) -> float:
 
 
 def _undefined(metric: str, why: str, *, band: Band, null: float | None, threshold: str, n, rates) -> Measure:
-    def nothing(_confidence: float) -> Interval:
+    def nothing(_confidence: float, *, exact: bool = True) -> Interval:
         return math.nan, math.nan, math.nan
 
     return Measure(
@@ -239,8 +240,8 @@ def two_proportions(
         n1, n0 = a.n / a.factor(1 - alpha), b.n / b.factor(1 - alpha)
         return min(stats.power_two_proportions(p1=p, p0=pooled, n1=n1, n0=n0, alpha=alpha) for p in alternatives)
 
-    def interval_at(confidence: float) -> Interval:
-        level = _calibrated(compare, a, b, how.edges(tolerance), confidence)
+    def interval_at(confidence: float, *, exact: bool = True) -> Interval:
+        level = _calibrated(compare, a, b, how.edges(tolerance), confidence) if exact else confidence
         x1, n1 = a.effective(level)
         x0, n0 = b.effective(level)
         est = how.estimator(x1=x1, n1=n1, x0=x0, n0=n0, confidence=level)
@@ -291,7 +292,7 @@ def accuracy_floor(*, group: str, share: Share, minimum: float) -> Measure:
     test = stats.binomial_floor_test(successes=share.x, n=share.n, minimum=minimum)
     estimate = share.rate
 
-    def interval_at(confidence: float) -> Interval:
+    def interval_at(confidence: float, *, exact: bool = True) -> Interval:  # no exact-size step here
         x, n = share.effective(confidence)
         ci = stats.wilson_interval(successes=x, n=n, confidence=confidence)
         return ci.low, ci.high, confidence
@@ -361,7 +362,7 @@ def stratified_difference(
         m1, m0 = a.n / a.factor(1 - alpha), b.n / b.factor(1 - alpha)
         return min(stats.power_two_proportions(p1=p, p0=pooled, n1=m1, n0=m0, alpha=alpha) for p in edges)
 
-    def interval_at(confidence: float) -> Interval:
+    def interval_at(confidence: float, *, exact: bool = True) -> Interval:  # no exact-size step here
         f1, f0 = a.factor(confidence), b.factor(confidence)
         est = stats.mantel_haenszel_difference(x1=x1 / f1, n1=n1 / f1, x0=x0 / f0, n0=n0 / f0, confidence=confidence)
         return est.low, est.high, confidence
@@ -432,7 +433,7 @@ def accuracy_spread(
 
     estimate = max(abs(pair_interval(i, j, 0.95).estimate) for i, j in pairs)
 
-    def interval_at(confidence: float) -> Interval:
+    def interval_at(confidence: float, *, exact: bool = True) -> Interval:  # no exact-size step here
         each = 1.0 - (1.0 - confidence) / len(pairs)  # Bonferroni over the pairs
         bounds = [pair_interval(i, j, each) for i, j in pairs]
         low = max(max(e.low, -e.high, 0.0) for e in bounds)
