@@ -148,6 +148,7 @@ def _stratified(table: Table, group: str, reference: str, _detail, cfg: Criterio
     return measures.stratified_difference(
         group=group,
         reference=reference,
+        labels=t.labels,
         x1=x1,
         n1=n1,
         x0=x0,
@@ -388,7 +389,7 @@ def _record(
         family_size=family_size,
         owner=cfg.owner,
         rationale=cfg.rationale,
-        note=subject.note,
+        note="; ".join(n for n in (subject.note, measure.note if measure else "") if n),
     )
     if measure is None or confidence is None:
         why = subject.untested or (measure.undefined if measure else "") or "the statistic is undefined"
