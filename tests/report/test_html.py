@@ -552,3 +552,15 @@ def test_json_carries_the_decision_first(tmp_path):
     document = read_json(path)
     assert list(document)[:2] == ["schema_version", "decision"]
     assert document["decision"] == decision and document["decision"]["status"] == "GATE CLOSED"
+
+
+def test_page_says_how_a_verdict_is_read_and_which_rule_decided():
+    clustered = record(
+        verdict="FAIL", rule="outside", inference="clustered by subject (design effect 2.10, 1.30; Rao-Scott)"
+    )
+    html = render_html(records=[clustered, record()], facts=facts())
+    assert 'id="how-to-read"' in html
+    for rule in ("outside", "inside", "powered", "overlap", "undefined"):
+        assert f"<td>{rule}</td>" in html
+    assert "clustered by subject (design effect 2.10, 1.30; Rao-Scott)" in html
+    assert "like with like" in html and "never scored" in html
