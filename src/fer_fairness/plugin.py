@@ -71,7 +71,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="policy file (default: thresholds.toml at the rootdir; built-in defaults if there is none)",
     )
     group.addoption("--fairness-report-dir", metavar="DIR", help="where reports go (default: reports/ at the rootdir)")
-    group.addoption("--fairness-seed", type=_seed, metavar="N", help="seed for Monte Carlo tests and models (default: 0)")
+    group.addoption(
+        "--fairness-seed", type=_seed, metavar="N", help="seed for Monte Carlo tests and models (default: 0)"
+    )
     group.addoption(
         "--fairness-cache-dir",
         metavar="DIR",
