@@ -198,6 +198,24 @@ def _needed_n(how: _Comparison, a: Share, b: Share, tolerance: float):
     return needed_n_at
 
 
+def _power_at(compare: str, a: Share, b: Share, tolerance: float) -> Callable[[float], float]:
+    """alpha -> power at the band's edges around the pooled rate (the weaker side), at effective n."""
+    pooled = (a.x + b.x) / (a.n + b.n)
+    if compare == "difference":
+        alternatives = (pooled + tolerance, pooled - tolerance)
+    else:
+        alternatives = (pooled * tolerance, pooled / tolerance)
+    alternatives = tuple(p for p in alternatives if 0.0 < p < 1.0 and p != pooled)
+
+    def power_at(alpha: float) -> float:
+        if not alternatives or not 0.0 < pooled < 1.0:
+            return 0.0
+        n1, n0 = a.n / a.factor(1 - alpha), b.n / b.factor(1 - alpha)
+        return min(stats.power_two_proportions(p1=p, p0=pooled, n1=n1, n0=n0, alpha=alpha) for p in alternatives)
+
+    return power_at
+
+
 def two_proportions(
     *, compare: str, metric: str, group: str, reference: str, a: Share, b: Share, tolerance: float, what: str
 ) -> Measure:
@@ -228,18 +246,6 @@ def two_proportions(
     else:
         test = stats.two_proportion_test(x1=a.x, n1=a.n, x0=b.x, n0=b.n)
     point = how.estimator(x1=a.x, n1=a.n, x0=b.x, n0=b.n, confidence=0.95)
-    pooled = (a.x + b.x) / (a.n + b.n)
-    if compare == "difference":
-        alternatives = (pooled + tolerance, pooled - tolerance)
-    else:
-        alternatives = (pooled * tolerance, pooled / tolerance)
-    alternatives = tuple(p for p in alternatives if 0.0 < p < 1.0 and p != pooled)
-
-    def power_at(alpha: float) -> float:
-        if not alternatives or not 0.0 < pooled < 1.0:
-            return 0.0
-        n1, n0 = a.n / a.factor(1 - alpha), b.n / b.factor(1 - alpha)
-        return min(stats.power_two_proportions(p1=p, p0=pooled, n1=n1, n0=n0, alpha=alpha) for p in alternatives)
 
     def interval_at(confidence: float, *, exact: bool = True) -> Interval:
         level = _calibrated(compare, a, b, how.edges(tolerance), confidence) if exact else confidence
@@ -258,7 +264,7 @@ def two_proportions(
         null=how.null,
         threshold=threshold,
         interval_at=interval_at,
-        power_at=power_at,
+        power_at=_power_at(compare, a, b, tolerance),
         needed_n_at=_needed_n(how, a, b, tolerance),
         n=n,
         rates=rates,
@@ -375,14 +381,6 @@ def stratified_difference(
         test = stats.TestResult(
             statistic=test.statistic / deff, p_value=float(chi2.sf(test.statistic / deff, 1)), method="cmh (Rao-Scott)"
         )
-    pooled = (a.x + b.x) / (a.n + b.n)
-    edges = [p for p in (pooled + tolerance, pooled - tolerance) if 0.0 < p < 1.0]
-
-    def power_at(alpha: float) -> float:
-        if not edges or not 0.0 < pooled < 1.0:
-            return 0.0
-        m1, m0 = a.n / a.factor(1 - alpha), b.n / b.factor(1 - alpha)
-        return min(stats.power_two_proportions(p1=p, p0=pooled, n1=m1, n0=m0, alpha=alpha) for p in edges)
 
     def interval_at(confidence: float, *, exact: bool = True) -> Interval:
         # The exact-size level of the pooled comparison: small strata make the Wald interval err at
@@ -401,7 +399,7 @@ def stratified_difference(
         null=0.0,
         threshold=threshold,
         interval_at=interval_at,
-        power_at=power_at,
+        power_at=_power_at("difference", a, b, tolerance),
         needed_n_at=_needed_n(COMPARISONS["difference"], a, b, tolerance),
         n=n,
         rates=rates,
