@@ -15,6 +15,15 @@ SHA-256 of the image bytes it receives):
     400:CODE         HTTP 400 with error code CODE (content_filter: Azure's filter refusing the request)
     401              HTTP 401 (a rejected key)
     hang             no answer until the server is closed (past any client timeout)
+    html             HTTP 200 with a gateway's HTML error page (not JSON)
+    htmlecho         the same, echoing the API key across character 200 (where error messages cut)
+    error200         HTTP 200 whose JSON body is a gateway's ``{"error": ...}``
+    shape:FIELD      HTTP 200, a well-formed envelope with FIELD of an unexpected type; openai:
+                     message, fingerprint, usage, content, nan (a NaN token count); gemini: content,
+                     version, usage, parts
+    echo401          HTTP 401 whose message echoes the API key the request carried
+    echofilter       a content-filter refusal that echoes the key (openai: HTTP 400 content_filter;
+                     gemini: blockReason SAFETY with the key in blockReasonMessage)
 
 ``script(image, *behaviours)`` queues behaviours for one image (one per request); when its queue is
 empty an image gets ``default(image)``. Every request is logged (``calls``) with its image, its
@@ -174,11 +183,15 @@ class FakeAPI:
             self._release.wait(HANG_LIMIT_S)
             _quietly(lambda: handler.connection.close())
             return
-        status, headers, payload = (_openai if api == "openai" else _gemini)(behaviour, body, self.tokens)
-        data = json.dumps(payload).encode()
+        key = _request_key(call.headers)
+        status, headers, payload = (_openai if api == "openai" else _gemini)(behaviour, body, self.tokens, key)
+        if isinstance(payload, str):  # a gateway's page, not the API's JSON
+            data, content_type = payload.encode(), "text/html; charset=utf-8"
+        else:
+            data, content_type = json.dumps(payload).encode(), "application/json"
         try:
             handler.send_response(status)
-            headers = {"Content-Type": "application/json", "Content-Length": str(len(data)), **headers}
+            headers = {"Content-Type": content_type, "Content-Length": str(len(data)), **headers}
             for name, value in headers.items():
                 handler.send_header(name, value)
             handler.end_headers()
@@ -219,12 +232,31 @@ def _image_digest(api: str, body: dict) -> str:
     return "no image"
 
 
+def _request_key(headers: dict) -> str:
+    """The API key a request carried (what a careless server would echo back)."""
+    return headers.get("x-goog-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
+
+
+HTML_PAGE = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+ERROR_200 = {"error": {"code": 502, "message": "upstream connect error or disconnect/reset before headers"}}
+
+
 def _error(status: int, message: str, code: str, headers: dict | None = None) -> tuple[int, dict, dict]:
     return status, headers or {}, {"error": {"code": code, "message": message, "status": code, "type": code}}
 
 
-def _status(behaviour: str) -> tuple[int, dict, dict] | None:
+def _status(behaviour: str, key: str) -> tuple[int, dict, dict | str] | None:
     kind, _, argument = behaviour.partition(":")
+    if kind == "html":
+        return 200, {}, HTML_PAGE
+    if kind == "htmlecho":
+        head = "<html><body>"
+        start = 200 - len(key) // 2  # the cut falls inside the key: only redacting first hides it all
+        return 200, {}, f"{head}{'x' * (start - len(head))}{key}</body></html>"
+    if kind == "error200":
+        return 200, {}, ERROR_200
+    if kind == "echo401":
+        return _error(401, f"Incorrect API key provided: {key}. Find your key at the console.", "invalid_api_key")
     if kind == "429":
         return _error(429, "rate limited", "rate_limit_exceeded", {"Retry-After": argument or "1"})
     if kind == "500":
@@ -236,10 +268,23 @@ def _status(behaviour: str) -> tuple[int, dict, dict] | None:
     return None
 
 
-def _openai(behaviour: str, body: dict, tokens: int) -> tuple[int, dict, dict]:
-    if (error := _status(behaviour)) is not None:
+def _openai(behaviour: str, body: dict, tokens: int, key: str) -> tuple[int, dict, dict | str]:
+    if (error := _status(behaviour, key)) is not None:
         return error
     kind, _, argument = behaviour.partition(":")
+    if kind == "echofilter":
+        return _error(400, f"filtered (request authorised by Bearer {key})", "content_filter")
+    if kind == "shape":
+        good = _openai("answer:anger", body, tokens, key)[2]
+        broken = {
+            "message": lambda d: d["choices"][0].update(message="anger"),
+            "fingerprint": lambda d: d.update(system_fingerprint={"id": FINGERPRINT}),
+            "usage": lambda d: d.update(usage="plenty"),
+            "content": lambda d: d["choices"][0]["message"].update(content={"emotion": "anger"}),
+            "nan": lambda d: d["usage"].update(total_tokens=float("nan")),  # sent as NaN, not JSON
+        }
+        broken[argument](good)
+        return 200, {}, good
     content, refusal, finish = None, None, "stop"
     if kind == "answer":
         content = json.dumps({"emotion": argument}) if "response_format" in body else argument
@@ -275,12 +320,25 @@ def _openai(behaviour: str, body: dict, tokens: int) -> tuple[int, dict, dict]:
     )
 
 
-def _gemini(behaviour: str, body: dict, tokens: int) -> tuple[int, dict, dict]:
-    if (error := _status(behaviour)) is not None:
+def _gemini(behaviour: str, body: dict, tokens: int, key: str) -> tuple[int, dict, dict | str]:
+    if (error := _status(behaviour, key)) is not None:
         return error
     kind, _, argument = behaviour.partition(":")
     usage = {"promptTokenCount": tokens - 1, "candidatesTokenCount": 1, "totalTokenCount": tokens}
     base = {"usageMetadata": usage, "modelVersion": MODEL_VERSION, "responseId": "fake"}
+    if kind == "echofilter":
+        feedback = {"blockReason": "SAFETY", "blockReasonMessage": f"blocked for key {key}"}
+        return 200, {}, {**base, "promptFeedback": feedback}
+    if kind == "shape":
+        good = _gemini("answer:anger", body, tokens, key)[2]
+        broken = {
+            "content": lambda d: d["candidates"][0].update(content="anger"),
+            "version": lambda d: d.update(modelVersion={"name": MODEL_VERSION}),
+            "usage": lambda d: d.update(usageMetadata="plenty"),
+            "parts": lambda d: d["candidates"][0]["content"].update(parts="anger"),
+        }
+        broken[argument](good)
+        return 200, {}, good
     if kind == "refuse":
         return 200, {}, {**base, "promptFeedback": {"blockReason": "SAFETY"}}
     if kind in ("filter", "finish"):

@@ -10,6 +10,7 @@ import pytest
 from fer_fairness.errors import ConfigError, ModelError
 from fer_fairness.models.gemini import GeminiModel, read_generate_content
 from fer_fairness.models.prompts import chat_prompt
+from fer_fairness.models.response_cache import ResponseCache
 
 from .fake_api import (
     MODEL_VERSION,
@@ -195,3 +196,86 @@ def test_reading_stored_responses(payload, outcome, reason):
     reading = read_generate_content(payload, LABELS)
     assert reading.outcome == outcome
     assert reason in reading.reason
+
+
+# -- answers that cannot be read: gateway errors, odd shapes, echoed keys ---------------------------
+
+CANARY = "canary-7f3a9c1e5b"  # not shaped like any known token: only the configured key can catch it
+
+
+def stored_payloads(tmp_path) -> list:
+    with ResponseCache.in_dir(tmp_path / "cache") as cache:
+        keys = [row[0] for row in cache._db.execute("SELECT key FROM responses")]
+        return [entry.payload for entry in cache.get_many(keys).values()]
+
+
+def test_gateway_error_bodies_with_status_200_are_retried_and_never_cached(fake_api, dataset, tmp_path):
+    data, digests = dataset
+    fake_api.script(digests["s0000"], "html", "html")
+    fake_api.script(digests["s0001"], "error200", "answer:happiness")
+    adapter = model(fake_api)
+    frame = adapter.predict(data, context=context(tmp_path, max_retries=1))
+    assert list(frame["outcome"]) == ["error", "happiness", "neutral", "neutral", "neutral"]
+    failure = json.loads(frame["raw"].iloc[0])
+    assert failure["error"] == "gateway" and failure["attempts"] == 2 and "502 Bad Gateway" in failure["message"]
+    assert fake_api.count(digests["s0000"]) == 2 and fake_api.count(digests["s0001"]) == 2
+    assert (adapter.usage()["error"], adapter.usage()["unparseable"]) == (1, 0)
+    assert len(stored_payloads(tmp_path)) == 4
+    fake_api.reset_log()
+    again = model(fake_api).predict(data, context=context(tmp_path))
+    assert [c.image for c in fake_api.calls] == [digests["s0000"]] and again["outcome"].iloc[0] == "neutral"
+
+
+def test_bodies_of_an_unexpected_shape_are_unparseable_and_read_back_without_a_call(fake_api, dataset, tmp_path):
+    data, digests = dataset
+    shapes = ["shape:content", "shape:version", "shape:usage", "shape:parts", "answer:anger"]
+    for sample_id, behaviour in zip(digests, shapes, strict=True):
+        fake_api.script(digests[sample_id], behaviour)
+    adapter = model(fake_api)
+    first = adapter.predict(data, context=context(tmp_path))
+    expected = ["unparseable", "anger", "anger", "unparseable", "anger"]
+    assert list(first["outcome"]) == expected
+    assert json.loads(first["raw"].iloc[0])["candidates"][0]["content"] == "anger"  # the raw body is kept
+    assert adapter.describe()["model_version"] == MODEL_VERSION  # the object version is not recorded
+    assert adapter.usage()["tokens"] == 4 * TOKENS_PER_ANSWER  # usageMetadata "plenty" counts nothing
+    fake_api.reset_log()
+    # the cache now holds every odd body: reading it back must neither crash nor call
+    again = model(fake_api, GEMINI_API_KEY=None).predict(data, context=context(tmp_path))
+    assert fake_api.count() == 0 and list(again["outcome"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ({"candidates": [{"content": "anger"}]}, "candidates[0].content is not an object"),
+        ({"candidates": [{"content": {"parts": "anger"}}]}, "candidates[0].content.parts is not a list"),
+        ({"candidates": "anger"}, "response has no candidates"),
+        ({"promptFeedback": "blocked", "candidates": [{"content": {"parts": [{"text": 3}]}}]}, "empty answer"),
+    ],
+)
+def test_reading_odd_shapes_directly(payload, reason):
+    assert read_generate_content(payload, LABELS).reason == reason
+
+
+def test_an_echoed_key_is_redacted_from_the_error_the_cache_and_the_raw(fake_api, dataset, tmp_path):
+    data, digests = dataset
+    fake_api.script(digests["s0000"], "echofilter")
+    frame = model(fake_api, GEMINI_API_KEY=CANARY).predict(data, context=context(tmp_path))
+    assert frame["outcome"].iloc[0] == "refused"
+    stored = json.dumps(stored_payloads(tmp_path))
+    assert "blocked for key [REDACTED]" in stored and CANARY not in stored
+    files = sorted(p for p in (tmp_path / "cache").iterdir() if p.is_file())
+    assert files and all(CANARY.encode() not in path.read_bytes() for path in files)
+    assert not frame["raw"].str.contains(CANARY).any()
+    fake_api.default = lambda image: "echo401"
+    with pytest.raises(ModelError) as raised:
+        model(fake_api, GEMINI_API_KEY=CANARY).predict(data, context=context(tmp_path / "other"))
+    assert CANARY not in str(raised.value) and "Incorrect API key provided: [REDACTED]." in str(raised.value)
+
+
+def test_a_gateway_page_echoing_the_key_is_redacted_before_it_is_cut_short(fake_api, dataset, tmp_path):
+    data, digests = dataset
+    fake_api.script(digests["s0000"], "htmlecho")
+    frame = model(fake_api, GEMINI_API_KEY=CANARY).predict(data, context=context(tmp_path, max_retries=0))
+    message = json.loads(frame["raw"].iloc[0])["message"]
+    assert frame["outcome"].iloc[0] == "error" and "[REDACTE" in message and CANARY[:6] not in message

@@ -280,3 +280,128 @@ def test_prompts_are_reported(fake_api, dataset, tmp_path):
     adapter.predict(data, context=context(tmp_path))
     prompts = adapter.prompts()
     assert prompts["chat[tiny]"] == chat_prompt(LABELS) and "{labels}" in prompts["chat"]
+
+
+# -- answers that cannot be read: gateway errors, odd shapes, echoed keys ---------------------------
+
+CANARY = "canary-7f3a9c1e5b"  # not shaped like any known token: only the configured key can catch it
+
+
+def cache_bytes(tmp_path) -> bytes:
+    """Every byte of the cache directory (the SQLite file and any WAL or journal beside it)."""
+    return b"".join(path.read_bytes() for path in sorted((tmp_path / "cache").iterdir()) if path.is_file())
+
+
+def test_gateway_error_bodies_with_status_200_are_retried_and_never_cached(fake_api, dataset, tmp_path):
+    data, digests = dataset
+    fake_api.script(digests["s0000"], "html", "html")
+    fake_api.script(digests["s0001"], "error200", "answer:happiness")
+    adapter = model(fake_api)
+    frame = adapter.predict(data, context=context(tmp_path, max_retries=1))
+    assert outcomes(frame) == {"s0000": "error", "s0001": "happiness", "s0002": "neutral", "s0003": "neutral"}
+    failure = json.loads(frame["raw"].iloc[0])
+    assert failure["error"] == "gateway" and failure["attempts"] == 2 and "502 Bad Gateway" in failure["message"]
+    assert fake_api.count(digests["s0000"]) == 2 and fake_api.count(digests["s0001"]) == 2
+    assert adapter.usage()["error"] == 1 and adapter.usage()["unparseable"] == 0 and adapter.usage()["retries"] == 2
+    with ResponseCache.in_dir(tmp_path / "cache") as cache:
+        assert cache.count() == 3
+    fake_api.reset_log()
+    again = model(fake_api).predict(data, context=context(tmp_path))
+    assert [c.image for c in fake_api.calls] == [digests["s0000"]] and outcomes(again)["s0000"] == "neutral"
+
+
+def test_a_gateway_error_cached_by_an_older_version_is_asked_again(fake_api, dataset, tmp_path, monkeypatch):
+    data, digests = dataset
+    fake_api.script(digests["s0000"], "error200")
+    with monkeypatch.context() as old:  # the version that took the error body for an answer
+        old.setattr(OpenAIChatModel, "transport_failure", lambda self, payload: None)
+        first = model(fake_api).predict(data, context=context(tmp_path, max_retries=0))
+    assert outcomes(first)["s0000"] == "unparseable"
+    fake_api.reset_log()
+    adapter = model(fake_api)
+    again = adapter.predict(data, context=context(tmp_path))
+    assert [c.image for c in fake_api.calls] == [digests["s0000"]] and outcomes(again)["s0000"] == "neutral"
+    assert adapter.usage()["cache_hits"] == 3
+    with ResponseCache.in_dir(tmp_path / "cache") as cache:
+        payloads = [entry.payload for entry in cache.get_many(_keys(cache)).values()]
+    assert len(payloads) == 4 and all("error" not in payload for payload in payloads)
+
+
+def _keys(cache) -> list[str]:
+    return [row[0] for row in cache._db.execute("SELECT key FROM responses")]
+
+
+def test_bodies_of_an_unexpected_shape_are_unparseable_and_read_back_without_a_call(fake_api, dataset, tmp_path):
+    data, digests = dataset
+    shapes = {"s0000": "shape:message", "s0001": "shape:fingerprint", "s0002": "shape:content", "s0003": "shape:usage"}
+    for sample_id, behaviour in shapes.items():
+        fake_api.script(digests[sample_id], behaviour)
+    adapter = model(fake_api)
+    first = adapter.predict(data, context=context(tmp_path))
+    expected = {"s0000": "unparseable", "s0001": "anger", "s0002": "unparseable", "s0003": "anger"}
+    assert outcomes(first) == expected
+    assert json.loads(first["raw"].iloc[0])["choices"][0]["message"] == "anger"  # the raw body is kept
+    assert adapter.describe()["system_fingerprint"] == FINGERPRINT  # the object fingerprint is not a version
+    assert adapter.usage()["tokens"] == 3 * TOKENS_PER_ANSWER  # usage "plenty" counts nothing
+    fake_api.reset_log()
+    # the cache now holds every odd body: reading it back must neither crash nor call
+    again = model(fake_api, OPENAI_API_KEY=None).predict(data, context=context(tmp_path))
+    assert fake_api.count() == 0 and outcomes(again) == expected and list(again["raw"]) == list(first["raw"])
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ({"choices": [{"message": "anger"}]}, "choices[0].message is not an object"),
+        ({"choices": "anger"}, "response has no choices"),
+        ({"choices": [{"message": {"content": ["anger"]}}]}, "no text content"),
+        ({"choices": [{"message": {"content": "anger"}, "finish_reason": ["x"]}]}, "free text"),
+    ],
+)
+def test_reading_odd_shapes_directly(payload, reason):
+    from fer_fairness.models.openai_chat import read_completion
+
+    assert read_completion(payload, LABELS).reason == reason
+
+
+def test_an_echoed_key_is_redacted_from_the_error_the_cache_and_the_raw(fake_api, dataset, tmp_path):
+    data, digests = dataset
+    fake_api.script(digests["s0000"], "echofilter")
+    frame = model(fake_api, OPENAI_API_KEY=CANARY).predict(data, context=context(tmp_path))
+    assert outcomes(frame)["s0000"] == "refused"
+    with ResponseCache.in_dir(tmp_path / "cache") as cache:
+        stored = json.dumps([entry.payload for entry in cache.get_many(_keys(cache)).values()])
+    assert "Bearer [REDACTED]" in stored and CANARY not in stored
+    assert CANARY.encode() not in cache_bytes(tmp_path)
+    assert not frame["raw"].str.contains(CANARY).any()
+    fake_api.default = lambda image: "echo401"
+    with pytest.raises(ModelError) as raised:
+        model(fake_api, OPENAI_API_KEY=CANARY).predict(data, context=context(tmp_path / "other"))
+    assert str(raised.value) == (
+        "gpt-test: HTTP 401 from the API, the API key was rejected: "
+        "Incorrect API key provided: [REDACTED]. Find your key at the console."
+    )
+
+
+def test_token_shaped_strings_are_redacted_without_knowing_them():
+    from fer_fairness.models._chat import redact
+
+    text = "auth: Bearer abc.DEF-123_xyz, key sk-proj-0123456789abcdefABCD, AIza" + "x" * 35 + " ok"
+    assert redact(text) == "auth: Bearer [REDACTED], key [REDACTED], [REDACTED] ok"
+    assert redact("my key is hunter22-long", ["hunter22-long"]) == "my key is [REDACTED]"
+    assert redact("the bearer of bad news") == "the bearer of bad news"  # a word, not a token
+
+
+def test_a_gateway_page_echoing_the_key_is_redacted_before_it_is_cut_short(fake_api, dataset, tmp_path):
+    data, digests = dataset
+    fake_api.script(digests["s0000"], "htmlecho")
+    frame = model(fake_api, OPENAI_API_KEY=CANARY).predict(data, context=context(tmp_path, max_retries=0))
+    message = json.loads(frame["raw"].iloc[0])["message"]
+    assert frame["outcome"].iloc[0] == "error" and "[REDACTE" in message and CANARY[:6] not in message
+
+
+def test_a_body_with_nan_is_a_transport_failure_not_a_crash(fake_api, dataset, tmp_path):
+    data, digests = dataset
+    fake_api.script(digests["s0000"], "shape:nan")
+    frame = model(fake_api).predict(data, context=context(tmp_path, max_retries=0))
+    assert outcomes(frame)["s0000"] == "error" and json.loads(frame["raw"].iloc[0])["error"] == "gateway"

@@ -3,13 +3,22 @@
 A subclass says how to send one image with the prompt (``_send``), what identifies its answers
 (``settings``) and how to read a stored response (``interpret``). The response is stored before it
 is read, so ``interpret`` can change without a single new call.
+
+A body that is not the model's answer at all (a gateway's HTML page or ``{"error": ...}`` sent with
+HTTP 200, named by ``transport_failure``) is a transport failure: retried, never stored, and an
+``error`` outcome if it persists; one already stored by an older version is dropped and asked again.
+An answer whose shape ``interpret`` cannot read is ``unparseable`` with its raw kept, never a crash.
+The API key (and anything shaped like a bearer token) is redacted from every error message, stored
+body and raw column, because CI logs and cache files outlive the key's secrecy.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,10 +34,18 @@ from fer_fairness.labels import NON_ANSWERS
 from fer_fairness.models import prompts as prompt_book
 from fer_fairness.models._base import OUTCOME_COLUMNS, PredictContext
 from fer_fairness.models.parsing import Parsed
-from fer_fairness.models.resilience import Backoff, Failure, Reply, Runner, Usage
+from fer_fairness.models.resilience import Backoff, Failure, PermanentError, Reply, Runner, TransientError, Usage
 from fer_fairness.models.response_cache import ResponseCache, cache_key, content_digest
 from fer_fairness.specs import Spec, check_options
 
+REDACTED = "[REDACTED]"
+# A configured key shorter than this is not a real key; replacing it everywhere would garble text.
+MIN_SECRET_LENGTH = 6
+# Credentials recognisable without knowing them: "Bearer <token>", OpenAI "sk-..." and Google "AIza..." keys.
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+_KEY_SHAPES = re.compile(r"\bsk-[A-Za-z0-9_-]{16,}|\bAIza[0-9A-Za-z_-]{30,}")
+# What a stored body of an unexpected shape raises in a reader: read as unparseable, not a crash.
+_SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError)
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"))
 
 
@@ -61,6 +78,53 @@ def image_mime(data: bytes, path: Path) -> str:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     raise ModelError(f"cannot send image {path}: not a PNG, JPEG, GIF or WebP file")
+
+
+def redact(text: str, secrets: Sequence[str] = ()) -> str:
+    """``text`` with every secret and every bearer-token-shaped string replaced by ``[REDACTED]``."""
+    for secret in sorted(secrets, key=len, reverse=True):  # a key containing another goes first
+        text = text.replace(secret, REDACTED)
+    return _KEY_SHAPES.sub(REDACTED, _BEARER.sub(lambda match: match.group(1) + REDACTED, text))
+
+
+def redact_payload(payload: Any, secrets: Sequence[str] = ()) -> Any:
+    """A JSON value (or bytes) with ``redact`` applied to every string in it, keys included."""
+    if isinstance(payload, str):
+        return redact(payload, secrets)
+    if isinstance(payload, dict):
+        return {redact_payload(k, secrets): redact_payload(v, secrets) for k, v in payload.items()}
+    if isinstance(payload, list):
+        return [redact_payload(item, secrets) for item in payload]
+    if isinstance(payload, bytes):
+        return redact(payload.decode("utf-8", "surrogateescape"), secrets).encode("utf-8", "surrogateescape")
+    return payload
+
+
+def usage_tokens(payload: Any, section: str, field: str) -> int:
+    """Tokens a response reports under ``payload[section][field]``; 0 when absent or not a count."""
+    usage = payload.get(section) if isinstance(payload, dict) else None
+    value = usage.get(field) if isinstance(usage, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return 0
+    if isinstance(value, float) and not math.isfinite(value):
+        return 0
+    return int(value)
+
+
+def strict_json(text: str) -> Any:
+    """``json.loads`` that refuses NaN and Infinity (the cache cannot store them); ValueError if not JSON."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def error_body_message(payload: Any) -> str:
+    """The message of an ``{"error": ...}`` body, wherever it is (a string, or ``error.message``)."""
+    inner = payload.get("error") if isinstance(payload, dict) else None
+    message = inner.get("message") if isinstance(inner, dict) else inner
+    return message if isinstance(message, str) and message else _compact(inner)
 
 
 def int_option(spec: Spec, key: str, default: int | None, *, minimum: int) -> int | None:
@@ -96,6 +160,8 @@ class ChatModel:
     """
 
     kind: ClassVar[str]
+    # Environment variables that may hold the API key (the first one set is used).
+    key_variables: ClassVar[tuple[str, ...]] = ()
     OPTIONS: ClassVar[tuple[str, ...]] = ("name", "seed", "max_tokens", "structured")
 
     def __init__(
@@ -127,6 +193,9 @@ class ChatModel:
         self._versions: set[str] = set()
         self._versions_lock = threading.Lock()
         self._prompts: dict[str, str] = {}
+        # Known before any call, so answers read back from the cache are redacted too.
+        candidates = (self.env.get(name, "").strip() for name in self.key_variables)
+        self._secrets = tuple(sorted({key for key in candidates if len(key) >= MIN_SECRET_LENGTH}))
 
     # -- what a subclass provides ---------------------------------------------------------------
 
@@ -138,6 +207,10 @@ class ChatModel:
 
     def interpret(self, payload: Any, labels: Sequence[str]) -> Reading:
         """A stored response -> outcome; pure, so it can be re-run over the cache."""
+        raise NotImplementedError
+
+    def transport_failure(self, payload: Any) -> str | None:
+        """Why a stored or received body is not a model answer at all (a gateway's error), or None."""
         raise NotImplementedError
 
     def _connect(self, context: PredictContext) -> None:
@@ -177,9 +250,13 @@ class ChatModel:
             jobs.setdefault(key, _Job(key=key, path=path, digest=digest)).sample_ids.append(str(sample_id))
         results: dict[str, tuple[str, str]] = {}
         with ResponseCache.in_dir(context.cache_dir) as cache:
-            for key, entry in cache.get_many(jobs).items():
-                self._usage.add("cache_hits")
-                self._record(jobs.pop(key), entry.payload, labels, results)
+            stored = cache.get_many(jobs)
+            # Stored by a version that took a gateway's error for an answer: forget it, ask again.
+            cache.discard([key for key, entry in stored.items() if self.transport_failure(entry.payload)])
+            for key, entry in stored.items():
+                if not self.transport_failure(entry.payload):
+                    self._usage.add("cache_hits")
+                    self._record(jobs.pop(key), entry.payload, labels, results)
             missing = list(jobs.values())
             if missing:
                 self._connect(context)
@@ -188,7 +265,15 @@ class ChatModel:
                     image = self._read(job.path)
                     if content_digest(image) != job.digest:
                         raise ModelError(f"{self.name}: image {job.path} changed during the run; run again")
-                    return self._send(image, image_mime(image, job.path), prompt, labels, timeout_s)
+                    try:
+                        reply = self._send(image, image_mime(image, job.path), prompt, labels, timeout_s)
+                    except (TransientError, PermanentError, ModelError) as error:
+                        error.args = (self.redact(str(error)),)  # the message reaches CI logs and results
+                        raise
+                    payload = redact_payload(reply.payload, self._secrets)
+                    if (why := self.transport_failure(payload)) is not None:
+                        raise TransientError(self.redact(why), kind="gateway")
+                    return Reply(payload=payload, tokens=reply.tokens)
 
                 def on_reply(job: _Job, reply: Reply) -> None:
                     cache.put(job.key, reply.payload, model=self.model_id, meta={"tokens": reply.tokens})
@@ -217,12 +302,20 @@ class ChatModel:
 
     # -- helpers ----------------------------------------------------------------------------------
 
+    def redact(self, text: str) -> str:
+        """``text`` without this model's API key or anything shaped like a bearer token."""
+        return redact(text, self._secrets)
+
     def _record(self, job: _Job, payload: Any, labels: Sequence[str], results: dict[str, tuple[str, str]]) -> None:
-        reading = self.interpret(payload, labels)
-        if reading.version:
+        try:
+            reading = self.interpret(payload, labels)
+        except _SHAPE_ERRORS as error:
+            # A reader missed a shape: the body stays stored and readable, and a fixed reader re-reads it.
+            reading = Reading(outcome="unparseable", reason=f"response of an unexpected shape ({error})")
+        if isinstance(reading.version, str) and reading.version:
             with self._versions_lock:
                 self._versions.add(reading.version)
-        raw = _compact(payload)
+        raw = self.redact(_compact(payload))
         for sample_id in job.sample_ids:
             self._usage.add(reading.outcome if reading.outcome in NON_ANSWERS else "answered")
             results[sample_id] = (reading.outcome, raw)
@@ -238,6 +331,8 @@ class ChatModel:
         for name in names:
             value = self.env.get(name, "").strip()
             if value:
+                if len(value) >= MIN_SECRET_LENGTH and value not in self._secrets:
+                    self._secrets = tuple(sorted({*self._secrets, value}))
                 return value
         raise ModelError(
             f"{self.name}: no API key; set {' or '.join(names)} in the environment "

@@ -8,20 +8,22 @@ recorded. Safety settings are an option (``safety=BLOCK_NONE`` for every categor
 
 A blocked prompt (``promptFeedback.blockReason``) or a candidate stopped for SAFETY,
 PROHIBITED_CONTENT, BLOCKLIST, SPII, RECITATION or an image-safety reason is ``refused``: the
-model's final answer, cached. The raw response body is stored exactly as the server sent it.
+model's final answer, cached. The raw response body is stored as the server sent it (the API key
+redacted); one of an unexpected shape is unparseable. A body that is not a generateContent response
+(a gateway's HTML page or ``{"error": ...}`` sent with HTTP 200) is a transport failure, retried and
+never stored.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import threading
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from fer_fairness.errors import ConfigError, ModelError
 from fer_fairness.models._base import PredictContext
-from fer_fairness.models._chat import ChatModel, Reading
+from fer_fairness.models._chat import ChatModel, Reading, error_body_message, strict_json, usage_tokens
 from fer_fairness.models.parsing import Parsed, parse_choice, parse_text
 from fer_fairness.models.resilience import PermanentError, Reply, TransientError
 from fer_fairness.specs import Spec
@@ -56,6 +58,7 @@ class GeminiModel(ChatModel):
 
     kind: ClassVar[str] = "gemini"
     example: ClassVar[str] = "gemini:gemini-1.5-pro-002"
+    key_variables: ClassVar[tuple[str, ...]] = KEY_VARIABLES
     OPTIONS: ClassVar[tuple[str, ...]] = (*ChatModel.OPTIONS, "safety")
 
     def __init__(self, spec: Spec, **kwargs: Any):
@@ -98,7 +101,7 @@ class GeminiModel(ChatModel):
     # -- one request ------------------------------------------------------------------------------
 
     def _connect(self, context: PredictContext) -> None:
-        self._key = self._secret(KEY_VARIABLES)
+        self._key = self._secret(self.key_variables)
         if self._sdk is not None:
             return
         try:
@@ -167,11 +170,16 @@ class GeminiModel(ChatModel):
             raise self._transport_error(error, timeout_s) from None
         body = response.sdk_http_response.body if response.sdk_http_response else None
         try:
-            payload = json.loads(body or "")
-        except json.JSONDecodeError:
-            raise PermanentError(f"a response body that is not JSON: {str(body)[:200]!r}") from None
-        usage = payload.get("usageMetadata") if isinstance(payload, dict) else None
-        return Reply(payload=payload, tokens=int((usage or {}).get("totalTokenCount") or 0))
+            payload = strict_json(body or "")
+        except ValueError:
+            # A proxy's error page: the request never reached the model. Redacted before it is cut short,
+            # so no prefix of the key survives the cut.
+            snippet = self.redact(str(body))[:200]
+            raise TransientError(f"a response body that is not JSON: {snippet!r}", kind="gateway") from None
+        return Reply(payload=payload, tokens=usage_tokens(payload, "usageMetadata", "totalTokenCount"))
+
+    def transport_failure(self, payload: Any) -> str | None:
+        return generate_content_transport_failure(payload)
 
     def _transport_error(self, error: Exception, timeout_s: float) -> Exception:
         transport = self._transport
@@ -209,27 +217,52 @@ def parse_safety(spec_text: str, value: str | None) -> tuple[tuple[str, str], ..
     return tuple(sorted(pairs.items()))
 
 
+def generate_content_transport_failure(payload: Any) -> str | None:
+    """Why a body is not a generateContent response at all (a gateway answered), or None."""
+    if not isinstance(payload, dict):
+        return "HTTP 200 with a body that is not a JSON object"
+    if "error" in payload and not {"candidates", "promptFeedback"} & payload.keys():
+        return f"HTTP 200 with an error body: {error_body_message(payload)}"[:300]
+    return None
+
+
 def read_generate_content(payload: Any, labels: Sequence[str], *, structured: bool = True) -> Reading:
-    """A stored generateContent body -> outcome (block and finish reasons first, then the text)."""
+    """A stored generateContent body -> outcome (block and finish reasons first, then the text).
+
+    Every field is type-checked: a body of an unexpected shape is unparseable, never an exception.
+    """
     if not isinstance(payload, dict):
         return Reading.of(Parsed("unparseable", "response is not a JSON object"))
-    version = payload.get("modelVersion") or None
-    block = (payload.get("promptFeedback") or {}).get("blockReason")
+    model_version = payload.get("modelVersion")
+    version = model_version if isinstance(model_version, str) and model_version else None
+    block = _field(payload, "promptFeedback", "blockReason")
     if block:
         return Reading.of(Parsed("refused", f"prompt blocked: {block}"), version=version)
-    candidates = payload.get("candidates") or []
-    if not candidates or not isinstance(candidates[0], dict):
+    candidates = payload.get("candidates")
+    if not isinstance(candidates, list) or not candidates or not isinstance(candidates[0], dict):
         return Reading.of(Parsed("unparseable", "response has no candidates"), version=version)
     candidate = candidates[0]
     finish = candidate.get("finishReason")
+    finish = finish if isinstance(finish, str) else None
     if finish in BLOCK_FINISHES:
         return Reading.of(Parsed("refused", f"finishReason {finish}"), version=version)
-    parts = (candidate.get("content") or {}).get("parts") or []
-    text = "".join(p.get("text", "") for p in parts if isinstance(p, dict) and not p.get("thought"))
+    if candidate.get("content") is not None and not isinstance(candidate["content"], dict):
+        return Reading.of(Parsed("unparseable", "candidates[0].content is not an object"), version=version)
+    parts = _field(candidate, "content", "parts")
+    if parts is not None and not isinstance(parts, list):
+        return Reading.of(Parsed("unparseable", "candidates[0].content.parts is not a list"), version=version)
+    texts = [p.get("text") for p in parts or () if isinstance(p, dict) and not p.get("thought")]
+    text = "".join(t for t in texts if isinstance(t, str))
     parsed = parse_choice(text, labels) if structured else parse_text(text, labels)
     if finish not in (None, "STOP") and parsed.outcome not in labels:
         parsed = Parsed(parsed.outcome, f"{parsed.reason}; finishReason {finish}")
     return Reading.of(parsed, version=version)
+
+
+def _field(document: dict, outer: str, inner: str) -> Any:
+    """``document[outer][inner]``, or None where either level is missing or not an object."""
+    section = document.get(outer)
+    return section.get(inner) if isinstance(section, dict) else None
 
 
 def _status_error(name: str, error: Any) -> Exception:

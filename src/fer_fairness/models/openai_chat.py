@@ -5,20 +5,21 @@ default) the answer is constrained by a strict JSON schema whose only field is a
 dataset's labels; the strict free-text parser reads servers that ignore the schema. temperature 0
 and a fixed seed; the ``system_fingerprint`` of every answer is recorded. ``message.refusal`` and a
 ``content_filter`` finish (or a 400 whose error code is ``content_filter``) are refusals, cached as
-the model's final answer; malformed JSON is unparseable, its raw text kept. Retries belong to the
-resilience layer, so the client's own are switched off.
+the model's final answer; malformed JSON, or a completion of an unexpected shape, is unparseable,
+its raw text kept. A body that is not a completion (a gateway's HTML page or ``{"error": ...}`` sent
+with HTTP 200) is a transport failure, retried and never stored. Retries belong to the resilience
+layer, so the client's own are switched off.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from fer_fairness.errors import ConfigError, ModelError
 from fer_fairness.models._base import PredictContext
-from fer_fairness.models._chat import ChatModel, Reading
+from fer_fairness.models._chat import ChatModel, Reading, error_body_message, strict_json, usage_tokens
 from fer_fairness.models.parsing import Parsed, parse_json_answer
 from fer_fairness.models.resilience import PermanentError, Reply, TransientError
 from fer_fairness.specs import Spec
@@ -36,6 +37,7 @@ class OpenAIChatModel(ChatModel):
 
     kind: ClassVar[str] = "openai"
     example: ClassVar[str] = "openai:gpt-4o-2024-08-06"
+    key_variables: ClassVar[tuple[str, ...]] = KEY_VARIABLES
     OPTIONS: ClassVar[tuple[str, ...]] = (*ChatModel.OPTIONS, "detail")
     DETAILS: ClassVar[tuple[str, ...]] = ("auto", "low", "high")
 
@@ -80,7 +82,7 @@ class OpenAIChatModel(ChatModel):
     def _connect(self, context: PredictContext) -> None:
         if self._client is not None:
             return
-        key = self._secret(KEY_VARIABLES)
+        key = self._secret(self.key_variables)
         try:
             import openai
         except ImportError:
@@ -116,12 +118,16 @@ class OpenAIChatModel(ChatModel):
                 return Reply(payload={"rejected": "content_filter", "status": error.status_code, "body": error.body})
             raise _status_error(self.name, error) from None
         try:
-            payload = json.loads(response.text)
-        except json.JSONDecodeError:
-            raise PermanentError(f"HTTP {response.status_code}, body not JSON: {response.text[:200]!r}") from None
-        usage = payload.get("usage") if isinstance(payload, dict) else None
-        tokens = int((usage or {}).get("total_tokens") or 0)
-        return Reply(payload=payload, tokens=tokens)
+            payload = strict_json(response.text)
+        except ValueError:
+            # A proxy's error page: the request never reached the model. Redacted before it is cut short,
+            # so no prefix of the key survives the cut.
+            snippet = self.redact(response.text)[:200]
+            raise TransientError(f"HTTP {response.status_code}, body not JSON: {snippet!r}", kind="gateway") from None
+        return Reply(payload=payload, tokens=usage_tokens(payload, "usage", "total_tokens"))
+
+    def transport_failure(self, payload: Any) -> str | None:
+        return completion_transport_failure(payload)
 
     # -- reading a stored response ----------------------------------------------------------------
 
@@ -146,21 +152,36 @@ def response_format(labels: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def completion_transport_failure(payload: Any) -> str | None:
+    """Why a body is not a chat completion at all (a gateway answered, not the model), or None."""
+    if not isinstance(payload, dict):
+        return "HTTP 200 with a body that is not a JSON object"
+    if "error" in payload and "choices" not in payload:
+        return f"HTTP 200 with an error body: {error_body_message(payload)}"[:300]
+    return None
+
+
 def read_completion(payload: Any, labels: Sequence[str]) -> Reading:
-    """A stored chat-completions body (or a cached content-filter rejection) -> outcome."""
+    """A stored chat-completions body (or a cached content-filter rejection) -> outcome.
+
+    Every field is type-checked: a body of an unexpected shape is unparseable, never an exception.
+    """
     if not isinstance(payload, dict):
         return Reading.of(Parsed("unparseable", "response is not a JSON object"))
     if "rejected" in payload:  # a 400 content_filter rejection, cached as the model's answer
         return Reading.of(Parsed("refused", "request rejected by the content filter"))
-    version = payload.get("system_fingerprint") or None
-    choices = payload.get("choices") or []
-    if not choices or not isinstance(choices[0], dict):
+    fingerprint = payload.get("system_fingerprint")
+    version = fingerprint if isinstance(fingerprint, str) and fingerprint else None
+    choices = payload.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         return Reading.of(Parsed("unparseable", "response has no choices"), version=version)
     choice = choices[0]
-    message = choice.get("message") or {}
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        return Reading.of(Parsed("unparseable", "choices[0].message is not an object"), version=version)
     if message.get("refusal"):
         return Reading.of(Parsed("refused", "message.refusal"), version=version)
-    if choice.get("finish_reason") in REFUSAL_FINISHES:
+    if isinstance(choice.get("finish_reason"), str) and choice["finish_reason"] in REFUSAL_FINISHES:
         return Reading.of(Parsed("refused", f"finish_reason {choice['finish_reason']}"), version=version)
     content = message.get("content")
     if not isinstance(content, str):

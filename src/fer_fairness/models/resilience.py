@@ -40,9 +40,10 @@ _END: Final = object()
 
 
 class TransientError(Exception):
-    """A failure worth retrying: rate limited, server error, timeout, connection dropped.
+    """A failure worth retrying: rate limited, server error, timeout, connection dropped, or a gateway
+    that answered HTTP 200 with an error page instead of the model's response.
 
-    ``kind`` is one of "rate_limit", "server", "timeout", "connection"; ``headers`` are the response
+    ``kind`` is one of "rate_limit", "server", "timeout", "connection", "gateway"; ``headers`` are the response
     headers where there was a response (for Retry-After).
     """
 
