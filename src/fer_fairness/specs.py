@@ -19,9 +19,28 @@ class Spec:
     kind: str
     target: str
     options: Mapping[str, str] = field(default_factory=dict)
+    # The values as written, %-escapes kept, for options that split a value further (``?map=``):
+    # splitting before unescaping lets a name hold ",", ";" or "=" as %2C, %3B, %3D.
+    raw_options: Mapping[str, str] = field(default_factory=dict)
 
     def option(self, key: str, default: str | None = None) -> str | None:
         return self.options.get(key, default)
+
+    def names(self, key: str, *, what: str) -> tuple[str, ...] | None:
+        """A comma list option (``?attributes=race,gender``), or None when absent; an empty list or a
+        name given twice is a ConfigError (a repeated attribute would be tested as a family of its own)."""
+        text = self.option(key)
+        if text is None:
+            return None
+        names = tuple(n.strip() for n in text.split(",") if n.strip())
+        if not names:
+            raise ConfigError(f"{what} '{self.text}': ?{key}= lists no names; name them, e.g. ?{key}=race,gender")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ConfigError(
+                f"{what} '{self.text}': ?{key}= names {', '.join(repeated)} more than once; name each once"
+            )
+        return names
 
 
 @dataclass(frozen=True)
@@ -45,15 +64,53 @@ class Registry:
         if ":" in self.usage[kind] and not target:
             raise ConfigError(f"{self.what} '{text}' needs a target after the colon: {self.usage[kind]}")
         # Split by hand rather than parse_qsl: a "+" in a value is literal here (group names use it).
-        options = {}
+        options, raw = {}, {}
         for part in filter(None, query.split("&")):
-            key, _, value = part.partition("=")
-            options[unquote(key)] = unquote(value)
-        return Spec(text=text, kind=kind, target=target, options=options)
+            quoted_key, _, value = part.partition("=")
+            key = unquote(quoted_key)
+            # A repeated key or an empty value is a typo or a leftover; keeping the last, or falling
+            # back to a default, would run something other than what was written.
+            if key in options:
+                raise ConfigError(f"{self.what} '{text}': option '{key}' is given twice; give it once")
+            if not key or not unquote(value).strip():
+                problem = f"option '{key}' has no value" if key else f"'{part}' names no option"
+                raise ConfigError(f"{self.what} '{text}': {problem}; give one or leave the option out")
+            options[key], raw[key] = unquote(value), value
+        return Spec(text=text, kind=kind, target=target, options=options, raw_options=raw)
 
     def factory(self, kind: str):
         module, _, attribute = self.entries[kind].partition(":")
         return getattr(importlib.import_module(module), attribute)
+
+
+def value_map(spec: Spec, key: str, *, what: str) -> dict[str, dict[str, str]]:
+    """``?map=gender:F=female,M=male;race:W=White`` as {attribute: {value as written: value to use}}.
+
+    Split on ``;``, ``:``, ``,`` and ``=`` before %-unescaping, so any name can be written (``%2C``
+    for a comma). An empty target (``gender:unknown=``) marks a value as missing.
+    """
+    text = spec.raw_options.get(key, spec.options.get(key))  # a Spec built in code has no raw_options
+    if text is None:
+        return {}
+    usage = f"?{key}=ATTRIBUTE:VALUE=NEW,VALUE=NEW;ATTRIBUTE:... (e.g. ?{key}=gender:F=female,M=male)"
+    mapping: dict[str, dict[str, str]] = {}
+    for part in filter(str.strip, text.split(";")):
+        quoted_attribute, colon, entries = part.partition(":")
+        attribute = unquote(quoted_attribute).strip()
+        pairs = [entry.partition("=") for entry in filter(str.strip, entries.split(","))]
+        if not colon or not attribute or not pairs or any(not eq or not unquote(old).strip() for old, eq, _ in pairs):
+            raise ConfigError(f"{what} '{spec.text}': cannot read '{unquote(part)}' in ?{key}=; write {usage}")
+        if attribute in mapping:
+            raise ConfigError(f"{what} '{spec.text}': ?{key}= maps '{attribute}' twice; give its values in one part")
+        values = mapping[attribute] = {}
+        for old, _, new in pairs:
+            old, new = unquote(old).strip(), unquote(new).strip()
+            if values.get(old, new) != new:
+                raise ConfigError(
+                    f"{what} '{spec.text}': ?{key}= maps {attribute} '{old}' to both '{values[old]}' and '{new}'"
+                )
+            values[old] = new
+    return mapping
 
 
 def check_options(spec: Spec, allowed: tuple[str, ...], *, what: str) -> None:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from fer_fairness.datasets import DATASETS
-from fer_fairness.datasets._hygiene import KINDS, walk_images
+from fer_fairness.datasets._hygiene import KINDS, Checker, walk_images
 from fer_fairness.errors import ConfigError
 from tests.datasets.trees import corrupt, error, load, write_image, write_images
 
@@ -233,4 +233,26 @@ def test_exclusions_are_empty_with_the_attribute_columns_when_all_is_well(tmp_pa
     dataset = load(f"radiate:{tmp_path}?on_error=exclude")
     pd.testing.assert_frame_equal(
         dataset.exclusions, pd.DataFrame(columns=["path", "reason", "detail", "race", "gender"])
+    )
+
+
+@pytest.mark.parametrize("marker", ["", "  ", "NA", "NaN", "null", "None"])
+def test_a_missing_value_marker_from_a_source_file_is_no_value(tmp_path, marker):
+    # e.g. a norming workbook exported from R holds "NA" where a self-report is missing
+    write_images(tmp_path, ["a.jpg", "b.jpg"])
+    checker = Checker(source="test", root=tmp_path, attributes=("race",), exclude=True)
+    rows = [
+        {"sample_id": "a", "path": "a.jpg", "emotion": "anger", "subject_id": "p", "race": "Black"},
+        {"sample_id": "b", "path": "b.jpg", "emotion": "anger", "subject_id": "q", "race": marker},
+    ]
+    assert [r["sample_id"] for r in checker.check(rows)] == ["a"]
+    assert checker.exclusions()[["path", "reason", "detail"]].values.tolist() == [
+        ["b.jpg", "attribute with no value", "no race"]
+    ]
+
+
+def test_a_folder_loader_refuses_an_attribute_named_twice(tmp_path):
+    write_images(tmp_path, ["Images/CFD/AF-200/CFD-AF-200-228-N.jpg"])
+    assert error(f"cfd:{tmp_path}?attributes=race,race") == (
+        f"cfd {tmp_path}: attribute(s) race named more than once; name each once"
     )

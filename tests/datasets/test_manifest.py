@@ -23,6 +23,8 @@ ROWS = [
     ["s3", "images/s3.png", "anger", "p2", "White", "male"],
     ["s4", "images/s4.png", "happiness", "p3", "White", "female"],
 ]
+MISSING = "blank, NA, N/A, NaN, null, None, <NA> and #N/A count as missing"
+FILL = "fill them in, or pass ?on_error=exclude to leave those samples out and list them in the report"
 
 
 def png(path: Path, shade: int = 128) -> None:
@@ -112,7 +114,7 @@ def test_parquet_null_is_an_empty_cell(tmp_path):
     columns["race"] = ["Black", None, "White", "White"]
     path = write_parquet(tmp_path / "faces.parquet", columns)
     assert error(path) == (
-        f"manifest {path}: attribute 'race' has no value for 1 sample(s) (e.g. s2); fill it in or drop those rows"
+        f"manifest {path}: attribute 'race' has no value for 1 sample(s) (first: row 2, sample s2; {MISSING}); {FILL}"
     )
 
 
@@ -192,20 +194,20 @@ def test_missing_required_columns(tmp_path):
     )
 
 
-@pytest.mark.parametrize("blank", ["", "   "])
+@pytest.mark.parametrize("blank", ["", "   ", "NA", "null"])
 def test_empty_required_cell_names_the_file_line(tmp_path, blank):
     rows = [list(r) for r in ROWS]
     rows[1][2] = blank  # second data row: line 3 of the file
     rows[3][2] = blank  # line 5
     path = tree(tmp_path, HEADER, rows)
-    assert error(path) == f"manifest {path}: column 'emotion' is empty in 2 row(s) (rows 2, 4)"
+    assert error(path) == f"manifest {path}: column 'emotion' has no value in 2 row(s) (rows 2, 4; {MISSING})"
 
 
 def test_empty_sample_id(tmp_path):
     rows = [list(r) for r in ROWS]
     rows[0][0] = ""
     path = tree(tmp_path, HEADER, rows)
-    assert error(path) == f"manifest {path}: column 'sample_id' is empty in 1 row(s) (rows 1)"
+    assert error(path) == f"manifest {path}: column 'sample_id' has no value in 1 row(s) (rows 1; {MISSING})"
 
 
 def test_duplicate_ids(tmp_path):
@@ -233,7 +235,7 @@ def test_attribute_with_no_value(tmp_path):
     rows[3][4] = " "
     path = tree(tmp_path, HEADER, rows)
     assert error(path) == (
-        f"manifest {path}: attribute 'race' has no value for 2 sample(s) (e.g. s3); fill it in or drop those rows"
+        f"manifest {path}: attribute 'race' has no value for 2 sample(s) (first: row 3, sample s3; {MISSING}); {FILL}"
     )
 
 
@@ -315,7 +317,7 @@ def test_unknown_option(tmp_path):
     message = error(path, "colour=red&name=x", kind=ConfigError)
     assert message == (
         f"dataset 'manifest:{path}?colour=red&name=x': unknown option(s) colour "
-        "(allowed: name, attributes, sample_id, path, emotion, subject_id)"
+        "(allowed: name, attributes, map, on_error, sample_id, path, emotion, subject_id)"
     )
 
 
@@ -369,7 +371,7 @@ def test_parquet_with_a_string_index_reports_the_empty_cell(tmp_path):
     frame.loc["r2", "emotion"] = ""
     path = tmp_path / "faces.parquet"
     frame.to_parquet(path)
-    assert "column 'emotion' is empty in 1 row(s)" in error(path)
+    assert "column 'emotion' has no value in 1 row(s)" in error(path)
 
 
 def test_every_loader_error_is_a_fairness_error(tmp_path):

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from fer_fairness.datasets._table import REQUIRED_COLUMNS, Dataset, validate_samples
+from fer_fairness.datasets._table import MISSING_VALUES, REQUIRED_COLUMNS, Dataset, validate_samples
 from fer_fairness.errors import ConfigError, DatasetError
 from fer_fairness.labels import EMOTIONS
 from fer_fairness.specs import Spec
@@ -218,7 +218,7 @@ class Checker:
             return "duplicate", f"sample id {row['sample_id']} also given by {others}"
         if row["emotion"] not in EMOTIONS:
             return "label", f"label '{row['emotion']}'"
-        blank = [a for a in self.attributes if not str(row.get(a) or "").strip()]
+        blank = [a for a in self.attributes if str(row.get(a) or "").strip().lower() in MISSING_VALUES]
         if blank:
             return "no_value", f"no {', '.join(blank)}"
         return None

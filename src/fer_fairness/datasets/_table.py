@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,21 @@ REQUIRED_COLUMNS = ("sample_id", "path", "emotion", "subject_id")
 # Columns named source_* carry facts about the raw data (a raw code, mouth open/closed); they are
 # reported but never treated as demographic attributes.
 SOURCE_PREFIX = "source_"
+# How spreadsheets and data frames write "no value" (R's write.csv writes NA, pandas NaN, JSON null),
+# compared case-insensitively after stripping. Such a cell is missing, never a demographic group; a
+# dataset where one of these is a real value (NA for North America) says so with ?map=.
+MISSING_VALUES = frozenset({"", "na", "n/a", "nan", "null", "none", "<na>", "#n/a"})
+MISSING_TEXT = "blank, NA, N/A, NaN, null, None, <NA> and #N/A count as missing"
+
+
+def is_missing(values: pd.Series) -> pd.Series:
+    """True where a cell holds no value: NaN/None, or a blank or missing-value marker as text."""
+    return values.isna() | values.astype(str).str.strip().str.lower().isin(MISSING_VALUES)
+
+
+def attribute_columns(columns: Iterable[str]) -> tuple[str, ...]:
+    """The columns compared as demographic attributes when none are named: all but required and source_*."""
+    return tuple(c for c in columns if c not in REQUIRED_COLUMNS and not str(c).startswith(SOURCE_PREFIX))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +78,13 @@ def validate_samples(
     ``source`` names the file or loader in every message. ``attributes`` defaults to every column
     that is neither required nor a ``source_*`` fact.
     """
+    if attributes is not None:
+        # Checked first: a loader that copies a column per named attribute would otherwise report the
+        # repeat as a repeated column.
+        attributes = tuple(attributes)
+        repeated = sorted({a for a in attributes if attributes.count(a) > 1})
+        if repeated:
+            raise DatasetError(f"{source}: attribute(s) {', '.join(repeated)} named more than once; name each once")
     missing = [c for c in REQUIRED_COLUMNS if c not in samples.columns]
     if missing:
         raise DatasetError(
@@ -72,11 +95,16 @@ def validate_samples(
     if samples.empty:
         raise DatasetError(f"{source}: no samples (the table has a header but no rows)")
     samples = samples.reset_index(drop=True).copy()
+    duplicated = sorted({str(c) for c in samples.columns[samples.columns.duplicated()]})
+    if duplicated:
+        raise DatasetError(f"{source}: column(s) {', '.join(duplicated)} appear more than once; keep one of each")
     for column in REQUIRED_COLUMNS:
-        blank = samples[column].isna() | (samples[column].astype(str).str.strip() == "")
+        blank = is_missing(samples[column])
         if blank.any():
             rows = ", ".join(str(i + 1) for i in np.flatnonzero(blank)[:5])
-            raise DatasetError(f"{source}: column '{column}' is empty in {int(blank.sum())} row(s) (rows {rows})")
+            raise DatasetError(
+                f"{source}: column '{column}' has no value in {int(blank.sum())} row(s) (rows {rows}; {MISSING_TEXT})"
+            )
         samples[column] = samples[column].astype(str).str.strip()
     samples["emotion"] = samples["emotion"].str.lower()
 
@@ -92,9 +120,7 @@ def validate_samples(
             f"({', '.join(EMOTIONS)}); map them to canonical names first"
         )
 
-    if attributes is None:
-        attributes = [c for c in samples.columns if c not in REQUIRED_COLUMNS and not str(c).startswith(SOURCE_PREFIX)]
-    attributes = tuple(attributes)
+    attributes = attribute_columns(samples.columns) if attributes is None else attributes
     absent = [a for a in attributes if a not in samples.columns]
     if absent:
         raise DatasetError(
@@ -102,13 +128,69 @@ def validate_samples(
             f"(columns: {', '.join(map(str, samples.columns))})"
         )
     for attribute in attributes:
-        blank = samples[attribute].isna() | (samples[attribute].astype(str).str.strip() == "")
+        blank = is_missing(samples[attribute])
         if blank.any():
+            first = int(np.flatnonzero(blank)[0])
             raise DatasetError(
                 f"{source}: attribute '{attribute}' has no value for {int(blank.sum())} sample(s) "
-                f"(e.g. {samples.loc[blank, 'sample_id'].iloc[0]}); fill it in or drop those rows"
+                f"(first: row {first + 1}, sample {samples.at[first, 'sample_id']}; {MISSING_TEXT}); "
+                "fill them in, or pass ?on_error=exclude to leave those samples out and list them in the report"
             )
         samples[attribute] = samples[attribute].astype(str).str.strip()
+        _check_spellings(samples[attribute], attribute=attribute, source=source)
 
     declared = tuple(e for e in EMOTIONS if e in set(samples["emotion"])) if emotions is None else tuple(emotions)
     return samples.reset_index(drop=True), attributes, declared
+
+
+def _spelling(value: str) -> str:
+    return " ".join(value.casefold().split())
+
+
+def _check_spellings(values: pd.Series, *, attribute: str, source: str) -> None:
+    """'Female' and 'female' would be compared as two groups: stop and name them."""
+    counts = values.value_counts(sort=False)
+    by_spelling: dict[str, list[str]] = {}
+    for value in sorted(counts.index):
+        by_spelling.setdefault(_spelling(value), []).append(value)
+    clashes = [group for group in by_spelling.values() if len(group) > 1]
+    if not clashes:
+        return
+    shown = "; ".join(" and ".join(f"'{v}' ({counts[v]})" for v in group) for group in clashes[:3])
+    more = f" and {len(clashes) - 3} more" if len(clashes) > 3 else ""
+    first = clashes[0]
+    example = ",".join(f"{quote_name(v)}={quote_name(first[-1])}" for v in first[:-1])
+    raise DatasetError(
+        f"{source}: attribute '{attribute}' has values that differ only in case or spacing, which would be "
+        f"compared as separate groups: {shown}{more}; map them to one value, e.g. "
+        f"?map={quote_name(attribute)}:{example}, or fix the file"
+    )
+
+
+def abbreviation_notes(samples: pd.DataFrame, attributes: Iterable[str]) -> list[str]:
+    """A one-letter value beside a word it could abbreviate ('F' and 'female') is probably one group
+    written two ways, but could be two (blood groups A and AB): say so rather than stop."""
+    notes = []
+    for attribute in attributes:
+        counts = samples[attribute].value_counts()
+        pairs = [
+            (code, word)
+            for code in sorted(counts.index)
+            if len(code) == 1 and code.isalpha()
+            for word in sorted(counts.index)
+            if len(word) > 1 and word.casefold().startswith(code.casefold())
+        ]
+        if pairs:
+            shown = "; ".join(f"'{c}' ({counts[c]}) and '{w}' ({counts[w]})" for c, w in pairs[:3])
+            example = ",".join(f"{quote_name(c)}={quote_name(w)}" for c, w in pairs[:2])
+            notes.append(
+                f"attribute '{attribute}' has a one-letter value beside a word it may abbreviate, compared as "
+                f"separate groups: {shown}; if they are one group, map them with "
+                f"?map={quote_name(attribute)}:{example}"
+            )
+    return notes
+
+
+def quote_name(text: str) -> str:
+    """A name as it must be written inside ``?map=`` (the characters that split the option %-escaped)."""
+    return quote(text, safe=" +-_.~()'/")

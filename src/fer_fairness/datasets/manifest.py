@@ -2,44 +2,81 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
 
-from fer_fairness.datasets._hygiene import path_problem
-from fer_fairness.datasets._table import REQUIRED_COLUMNS, Dataset, validate_samples
-from fer_fairness.errors import DatasetError, FairnessError
-from fer_fairness.specs import Spec, check_options
+from fer_fairness.datasets._hygiene import excluding, path_problem
+from fer_fairness.datasets._table import (
+    REQUIRED_COLUMNS,
+    Dataset,
+    abbreviation_notes,
+    attribute_columns,
+    is_missing,
+    validate_samples,
+)
+from fer_fairness.errors import ConfigError, DatasetError, DatasetWarning, FairnessError
+from fer_fairness.specs import Spec, check_options, value_map
 
-OPTIONS = ("name", "attributes", *REQUIRED_COLUMNS)
+OPTIONS = ("name", "attributes", "map", "on_error", *REQUIRED_COLUMNS)
 
 
 def read_table(path: Path, *, what: str, error: type[FairnessError] = DatasetError) -> pd.DataFrame:
-    """Read a CSV or Parquet file as strings (row labels 0..n-1), one clear error if unreadable."""
+    """Read a CSV or Parquet file as strings (row labels 0..n-1), one clear error if unreadable.
+
+    Cells are kept as written ("NA" stays "NA"); what counts as missing is decided where values are used.
+    """
     if not path.is_file():
         raise error(f"{what} file not found: {path}")
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             table = pd.read_parquet(path).reset_index(drop=True)
-            return table.map(lambda v: "" if pd.isna(v) else str(v))
-        if path.suffix.lower() in (".csv", ".txt"):
-            return pd.read_csv(path, dtype=str, keep_default_na=False)
+            header = [str(c) for c in table.columns]
+            table = table.map(lambda v: "" if pd.isna(v) else str(v))
+        elif path.suffix.lower() in (".csv", ".txt"):
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+            # pandas renames a repeated header ("race" -> "race.1"), which would be tested as an
+            # attribute of its own; read the header as written to catch it.
+            header = list(pd.read_csv(path, dtype=str, keep_default_na=False, header=None, nrows=1).iloc[0])
+        else:
+            raise error(f"{what} file {path}: expected a .csv or .parquet file")
+    except FairnessError:
+        raise
     except Exception as exc:  # pandas and pyarrow raise many types for one cause: a file we cannot parse
         raise error(f"{what} file {path} could not be read: {exc}") from None
-    raise error(f"{what} file {path}: expected a .csv or .parquet file")
+    stripped = [h.strip() for h in header]
+    repeated = sorted({h for h in stripped if stripped.count(h) > 1})
+    if repeated:
+        raise error(
+            f"{what} file {path}: column(s) {', '.join(repr(h) for h in repeated)} appear more than once in the "
+            "header; rename or drop the extra copies"
+        )
+    return table
 
 
 def load_manifest(spec: Spec, **_context) -> Dataset:
     """``manifest:PATH?name=N&emotion=COL&...``: map other column names onto the required ones."""
     check_options(spec, OPTIONS, what="dataset")
+    named = spec.names("attributes", what="dataset")
+    values = value_map(spec, "map", what="dataset")
+    exclude = excluding(spec)
     path = Path(spec.target).expanduser()
+    source = f"manifest {path}"
     table = read_table(path, what="manifest")
     mapping = {spec.options[c]: c for c in REQUIRED_COLUMNS if c in spec.options}
-    absent = [source for source in mapping if source not in table.columns]
+    sources = [spec.options[c] for c in REQUIRED_COLUMNS if c in spec.options]
+    if len(mapping) < len(sources):
+        shared = sorted({c for c in sources if sources.count(c) > 1})
+        raise ConfigError(
+            f"dataset '{spec.text}': column(s) {', '.join(shared)} mapped onto two required columns; "
+            "each required column needs its own"
+        )
+    absent = [column for column in mapping if column not in table.columns]
     if absent:
         raise DatasetError(f"manifest {path}: mapped column(s) {', '.join(absent)} not found in {list(table.columns)}")
     clashes = [
-        f"?{target}={source}" for source, target in mapping.items() if target in table.columns and target != source
+        f"?{target}={column}" for column, target in mapping.items() if target in table.columns and target != column
     ]
     if clashes:
         raise DatasetError(
@@ -47,16 +84,17 @@ def load_manifest(spec: Spec, **_context) -> Dataset:
             "rename or drop one of the two"
         )
     table = table.rename(columns=mapping)
-    attributes = spec.option("attributes")
-    if attributes is not None and not attributes.strip(","):
-        raise DatasetError(f"manifest {path}: ?attributes= is empty; name the columns, e.g. ?attributes=race,gender")
-    samples, attrs, emotions = validate_samples(
-        table,
-        source=f"manifest {path}",
-        attributes=[a for a in attributes.split(",") if a] if attributes else None,
-    )
+    attributes = named or attribute_columns(table.columns)
+    table = _apply_map(table, values, attributes=attributes, source=source)
+    table, exclusions = _missing_values(table, attributes=attributes, exclude=exclude)
+    if table.empty and not exclusions.empty:
+        raise DatasetError(f"{source}: no samples left to evaluate ({len(exclusions)} excluded for missing values)")
+    samples, attrs, emotions = validate_samples(table, source=source, attributes=named)
     root = path.resolve().parent
-    _check_paths(samples, root=root, source=f"manifest {path}")
+    _check_paths(samples, root=root, source=source)
+    notes = abbreviation_notes(samples, attrs)
+    for note in notes:
+        warnings.warn(DatasetWarning(f"{source}: {note}"), stacklevel=2)
     return Dataset(
         name=spec.option("name") or path.stem,
         root=root,
@@ -64,7 +102,63 @@ def load_manifest(spec: Spec, **_context) -> Dataset:
         attributes=attrs,
         emotions=emotions,
         description=f"manifest {path}",
+        exclusions=exclusions,
+        notes=tuple(notes),
     )
+
+
+def _apply_map(
+    table: pd.DataFrame, values: dict[str, dict[str, str]], *, attributes: tuple[str, ...], source: str
+) -> pd.DataFrame:
+    """Replace values as ``?map=`` says, before anything is grouped; an entry that matches nothing is a typo."""
+    unknown = [a for a in values if a not in attributes]
+    if unknown:
+        raise DatasetError(
+            f"{source}: ?map= names {', '.join(unknown)}, which is not a compared attribute "
+            f"(attributes: {', '.join(attributes) or 'none'})"
+        )
+    table = table.copy()
+    for attribute, replace in values.items():
+        if attribute not in table.columns:
+            continue  # validate_samples names the absent column
+        cells = table[attribute].astype(str).str.strip()
+        unused = [old for old in replace if not (cells == old).any()]
+        if unused:
+            raise DatasetError(
+                f"{source}: ?map= gives {attribute} value(s) {', '.join(repr(v) for v in unused)} that no sample "
+                f"has (values: {', '.join(repr(v) for v in sorted(cells.unique())[:10])})"
+            )
+        table[attribute] = cells.map(lambda v, replace=replace: replace.get(v, v))
+    return table
+
+
+def _missing_values(
+    table: pd.DataFrame, *, attributes: tuple[str, ...], exclude: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split off the samples with a missing attribute value where the user opted in to exclusion.
+
+    Without the opt-in nothing is split off and validate_samples stops on the first such attribute.
+    """
+    columns = ["path", "reason", "detail", *attributes]
+    present = [a for a in attributes if a in table.columns]  # an absent column is validate_samples' error
+    if not exclude or not present:
+        return table, pd.DataFrame(columns=columns)
+    missing = pd.DataFrame({a: is_missing(table[a]) for a in present})
+    rows = missing.any(axis=1)
+    exclusions = pd.DataFrame(
+        [
+            {
+                "path": str(table.at[i, "path"]).strip() if "path" in table.columns else "",
+                "reason": "missing " + ", ".join(a for a in present if missing.at[i, a]),
+                "detail": f"row {i + 1}" + (f", sample {table.at[i, 'sample_id']}" if "sample_id" in table else ""),
+                **{a: None if missing.at[i, a] else str(table.at[i, a]).strip() for a in attributes},
+            }
+            for i in table.index[rows]
+        ],
+        columns=columns,
+    )
+    exclusions = exclusions.astype(object).where(exclusions.notna(), None)  # unknown is None, as the loaders'
+    return table.loc[~rows].reset_index(drop=True), exclusions.sort_values("path", kind="stable", ignore_index=True)
 
 
 def _check_paths(samples: pd.DataFrame, *, root: Path, source: str) -> None:

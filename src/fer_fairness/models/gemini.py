@@ -54,7 +54,7 @@ FATAL_STATUS = {401: "the API key was rejected", 403: "access denied", 404: "unk
 
 
 class GeminiModel(ChatModel):
-    """``gemini:MODEL?name=&seed=0&max_tokens=64&structured=1&safety=...``."""
+    """``gemini:MODEL?name=N&seed=0&max_tokens=64&structured=1&safety=...``."""
 
     kind: ClassVar[str] = "gemini"
     example: ClassVar[str] = "gemini:gemini-1.5-pro-002"

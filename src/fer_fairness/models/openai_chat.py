@@ -33,7 +33,7 @@ FATAL_STATUS = {401: "the API key was rejected", 403: "access denied", 404: "unk
 
 
 class OpenAIChatModel(ChatModel):
-    """``openai:MODEL?name=&seed=0&max_tokens=64&structured=1&detail=auto``."""
+    """``openai:MODEL?name=N&seed=0&max_tokens=64&structured=1&detail=auto``."""
 
     kind: ClassVar[str] = "openai"
     example: ClassVar[str] = "openai:gpt-4o-2024-08-06"
