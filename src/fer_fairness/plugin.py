@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -15,7 +16,7 @@ from fer_fairness.criteria.records import Record
 from fer_fairness.datasets import DATASETS
 from fer_fairness.errors import DatasetWarning, FairnessError
 from fer_fairness.models import MODELS
-from fer_fairness.report.collector import ReportCollector
+from fer_fairness.report.collector import ReportCollector, xml_name
 from fer_fairness.session import RunState
 
 STATE = pytest.StashKey[RunState]()
@@ -28,14 +29,14 @@ RECORD_ARG = "fairness_record"
 
 
 def _number(kind: type, *, low: float, words: str):
-    """An argparse type: the value as ``kind`` and at least ``low``, else the user's value quoted."""
+    """An argparse type: the value as ``kind``, finite and at least ``low``, else the user's value quoted."""
 
     def parse(value: str):
         try:
             number = kind(value)
         except ValueError:
             number = None
-        if number is None or not number >= low:
+        if number is None or not low <= number < math.inf:  # NaN fails both; 'inf' would never time out
             raise argparse.ArgumentTypeError(f"must be {words}, got {value!r}")
         return number
 
@@ -165,12 +166,33 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = state
     config.stash[FAIRNESS_RUN] = _is_fairness_run(config)
+    if config.stash[FAIRNESS_RUN]:
+        _check_fairness_run(state, {"report": report_dir, "cache": state.cache_dir})
     if hasattr(config, "workerinput"):  # xdist worker: the controller writes every report
         return
     if config.stash[FAIRNESS_RUN] and getattr(o, "xmlpath", None) is None:
         o.xmlpath = str(report_dir / "junit.xml")
     collector = ReportCollector(config, state=state, facts_key=FACTS_KEY, planned_key=PLANNED_KEY, planned=PLANNED)
     config.pluginmanager.register(collector, "fer_fairness_report")
+
+
+def _check_fairness_run(state: RunState, folders: dict[str, Path]) -> None:
+    """Mistakes that would otherwise surface only after every test ran, or never: usage errors now."""
+    thresholds = state.thresholds
+    if not any(thresholds.criterion(name).enabled for name in CRITERIA):
+        raise pytest.UsageError(
+            f"every criterion is disabled in {thresholds.source}; enable at least one (enabled = true) to gate on it"
+        )
+    # These folders are made when first written to (the reports, junit.xml among them, after every test
+    # ran); a file in the way would fail only then, with a traceback.
+    for kind, wanted in folders.items():
+        for folder in (wanted, *wanted.parents):
+            if folder.exists():
+                if not folder.is_dir():
+                    raise pytest.UsageError(
+                        f"{kind} folder {wanted} cannot be made: {folder} is a file (set --fairness-{kind}-dir)"
+                    )
+                break
 
 
 @pytest.hookimpl(tryfirst=True)  # on an xdist controller: before workers start, so they find warm caches
@@ -280,7 +302,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         record = getattr(item, "callspec", None) and item.callspec.params.get(RECORD_ARG)
         if isinstance(record, Record):
-            item.user_properties.extend(record.junit_properties())
+            item.user_properties.extend((xml_name(name), value) for name, value in record.junit_properties())
             planned += 1
     config.stash[PLANNED] = planned
 

@@ -1,5 +1,6 @@
 """The plugin as a black box: pytest runs a fairness suite on a tiny study and we read what it says."""
 
+import importlib
 import json
 import xml.etree.ElementTree as ET
 
@@ -272,6 +273,8 @@ def test_fairness_tests_outside_a_fairness_folder_still_fail_cleanly(pytester, m
     [
         ("--fairness-concurrency=0", "*--fairness-concurrency: must be a positive integer, got '0'*"),
         ("--fairness-timeout=-1", "*--fairness-timeout: must be a positive number of seconds, got '-1'*"),
+        ("--fairness-timeout=inf", "*--fairness-timeout: must be a positive number of seconds, got 'inf'*"),
+        ("--fairness-timeout=nan", "*--fairness-timeout: must be a positive number of seconds, got 'nan'*"),
         ("--fairness-max-retries=two", "*--fairness-max-retries: must be a non-negative integer, got 'two'*"),
         ("--fairness-budget-tokens=0", "*--fairness-budget-tokens: must be a positive integer, got '0'*"),
     ],
@@ -403,3 +406,93 @@ def test_max_not_evaluated_is_a_share(pytester, study, value):
     result = pytester.runpytest(*study)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*thresholds.toml: 'settings.max_not_evaluated' must be a number in [[]0, 1]; got *"])
+
+
+ODD_BLACK, ODD_WHITE = "Bl\x01ack\x1b", "$\\frac{$ White"  # a control character; mathtext that cannot parse
+
+
+@pytest.fixture
+def odd_study(pytester):
+    """The study's shape with names a chart could misread as markup and junit.xml could not hold."""
+    cells = [
+        ({"race": ODD_BLACK}, "anger", "anger", 110),
+        ({"race": ODD_BLACK}, "anger", "disgust", 90),
+        ({"race": ODD_WHITE}, "anger", "anger", 170),
+        ({"race": ODD_WHITE}, "anger", "disgust", 30),
+        ({"race": ODD_BLACK}, "disgust", "disgust", 50),
+        ({"race": ODD_WHITE}, "disgust", "disgust", 60),
+    ]
+    manifest, predictions = write_study(pytester.path, cells)
+    pytester.mkdir("fairness_tests")
+    (pytester.path / "fairness_tests" / "test_fair.py").write_text(FAIRNESS_TESTS)
+    (pytester.path / "thresholds.toml").write_text(ONLY_TWO)
+    return [
+        "fairness_tests",
+        f"--fairness-dataset=manifest:{manifest}?name=to$y",
+        f"--fairness-model=predictions:{predictions}?name=US$ 5 and $3",
+    ]
+
+
+def test_odd_names_reach_every_report(pytester, odd_study):
+    result = pytester.runpytest(*odd_study)
+    result.assert_outcomes(failed=2)
+    reports = pytester.path / "reports"
+    document = json.loads((reports / "fairness.json").read_text())
+    assert {(t["model"], t["dataset"], t["group"]) for t in document["tests"]} == {("US$ 5 and $3", "to$y", ODD_BLACK)}
+    assert "<html" in (reports / "fairness.html").read_text()
+    suite = ET.parse(reports / "junit.xml").getroot()  # well-formed despite the control characters
+    names = {p.get("name") for p in suite.iter("property")}
+    assert {"n[Bl#x01ack#x1B]", "n[$\\frac{$ White]", "model[US$ 5 and $3]", "dataset[to$y].fingerprint"} <= names
+
+
+@pytest.mark.parametrize("kind", ["report", "cache"])
+@pytest.mark.parametrize("target", ["taken", "taken/sub"])
+def test_a_folder_option_naming_a_file_is_a_usage_error(pytester, kind, target):
+    (pytester.path / "taken").write_text("not a folder")
+    pytester.mkdir("fairness_tests")
+    result = pytester.runpytest("fairness_tests", f"--fairness-{kind}-dir={target}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: {kind} folder {pytester.path / target} cannot be made: {pytester.path / 'taken'} is a file "
+            f"(set --fairness-{kind}-dir)"
+        ]
+    )
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_policy_that_disables_every_criterion_is_a_usage_error(pytester, study):
+    from fer_fairness.config import CRITERIA
+
+    policy = "".join(f"[criteria.{name}]\nenabled = false\n" for name in CRITERIA)
+    (pytester.path / "thresholds.toml").write_text(policy)
+    result = pytester.runpytest(*study)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: every criterion is disabled in {pytester.path / 'thresholds.toml'}*"])
+    assert not (pytester.path / "reports").exists()
+
+
+def test_a_failure_while_rendering_leaves_the_previous_pair_in_place(pytester, study, monkeypatch):
+    # Through sys.modules, the module the plugin imports: an earlier in-process run may have left a stale
+    # fer_fairness.report.html attribute behind (pytester drops the modules a run imported).
+    html = importlib.import_module("fer_fairness.report.html")
+    pytester.runpytest(*study)
+    reports = pytester.path / "reports"
+    before = {name: (reports / name).read_bytes() for name in ("fairness.json", "fairness.html")}
+    (pytester.path / "thresholds.toml").write_text(ONLY_TWO.replace("min_group_size = 30", "min_group_size = 10"))
+
+    def broken(**kwargs):
+        raise RuntimeError("renderer broke")
+
+    monkeypatch.setattr(html, "render_html", broken)
+    result = pytester.runpytest(*study)
+    assert "renderer broke" in result.stdout.str() + result.stderr.str()
+    # The second run's JSON (Asian now tested) was ready first; it must not sit beside the first run's page.
+    assert {p.name for p in reports.iterdir()} == {"fairness.json", "fairness.html", "junit.xml"}
+    assert {name: (reports / name).read_bytes() for name in before} == before
+
+
+def test_a_file_named_reports_does_not_trouble_an_unrelated_run(pytester):
+    (pytester.path / "reports").write_text("someone else's file")
+    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    pytester.runpytest("test_plain.py").assert_outcomes(passed=1)

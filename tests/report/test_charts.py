@@ -84,3 +84,33 @@ def test_the_page_embeds_charts_and_escapes_their_titles(name):
     assert page.count('<img src="data:image/png;base64,') == 3  # accuracy, non-answers, heatmap
     assert 'alt="Accuracy by race: m&lt;b&gt; on d"' in page
     assert "<b>" not in page and name not in page
+
+
+# '$\frac{$' is mathtext that does not parse (it crashed the writer); 'US$ 5 and $3' a pair of single signs
+# that mathtext would swallow; '\$' is what mathtext would turn into a bare '$'.
+DOLLAR_NAMES = ["$\\frac{$", "US$ 5 and $3", "a\\$b"]
+
+
+@pytest.mark.parametrize("name", DOLLAR_NAMES)
+@pytest.mark.parametrize("usetex", [False, True])  # a user's matplotlibrc asking for TeX changes nothing
+def test_every_name_on_a_chart_is_literal_text(monkeypatch, name, usetex):
+    import matplotlib
+    from matplotlib.text import Text
+
+    from fer_fairness.report import charts as module
+
+    drawn, png = [], module._png
+    monkeypatch.setattr(module, "_png", lambda figure: drawn.append(figure) or png(figure))
+    records = [floor(name, 0.6, model=name, dataset=name), floor("White", 0.8, model=name, dataset=name)]
+    records += [{**ratio(0, 2.0, 1.1, 3.6), "model": name, "group": name}]
+    table = {**counts(refused_black=4), "model": name, "groups": [name, "White"]}
+    with matplotlib.rc_context({"text.usetex": usetex}):
+        charts = all_charts(records=records, facts={"counts": [table]})
+    assert sum(len(section) for section in charts.values()) == len(drawn) == 4
+    for figure in drawn:
+        texts = [t for t in figure.findobj(Text) if name in t.get_text()]
+        assert texts  # the name is on every chart
+        for text in texts:
+            # What matplotlib will draw for this text: the string unchanged, not parsed as math.
+            assert text._preprocess_math(text.get_text()) == (text.get_text(), False)
+            assert not text.get_usetex()

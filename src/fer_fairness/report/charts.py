@@ -8,6 +8,7 @@ in alt text that Jinja escapes.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 from collections import defaultdict
@@ -25,12 +26,26 @@ from fer_fairness.counts import GROUP_JOIN  # noqa: E402
 
 COLOURS = {"PASS": "#2e7d32", "FAIL": "#c62828", "INCONCLUSIVE": "#b8860b"}
 FOREST_ROWS = 40  # the largest disparities only: a forest of hundreds of rows is unreadable
+# Names (groups, models, datasets) are data, not markup: a '$' must print as '$', never start mathtext
+# (whose parse errors crashed the report after the tests ran) nor reach a user's usetex setting.
+LITERAL_TEXT = {"text.usetex": False, "text.parse_math": False}
 
 
 @dataclass(frozen=True)
 class Chart:
     title: str
     uri: str  # data:image/png;base64,...
+
+
+def _literal(draw):
+    """Run a chart function with every Text it creates, tick labels drawn at savefig included, literal."""
+
+    @functools.wraps(draw)
+    def literal(*args, **kwargs):
+        with plt.rc_context(LITERAL_TEXT):
+            return draw(*args, **kwargs)
+
+    return literal
 
 
 def _png(figure) -> str:
@@ -53,6 +68,7 @@ def _by(records: Iterable[dict[str, Any]], criterion: str) -> dict[tuple[str, st
     return grouped
 
 
+@_literal
 def group_accuracy(records: list[dict[str, Any]]) -> list[Chart]:
     """Per model x dataset x grouping: each group's accuracy with its corrected interval and the floor."""
     charts = []
@@ -75,6 +91,7 @@ def group_accuracy(records: list[dict[str, Any]]) -> list[Chart]:
     return charts
 
 
+@_literal
 def confusion_forest(records: list[dict[str, Any]]) -> list[Chart]:
     """Per model x dataset: the confusion rate ratios furthest from 1, log scale, band shaded."""
     per_run: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -104,6 +121,7 @@ def confusion_forest(records: list[dict[str, Any]]) -> list[Chart]:
     return charts
 
 
+@_literal
 def non_answer_rates(facts: dict[str, Any]) -> list[Chart]:
     """Per model x dataset x attribute: the share of refused, unparseable and error outcomes by group."""
     charts = []
@@ -128,6 +146,7 @@ def non_answer_rates(facts: dict[str, Any]) -> list[Chart]:
     return charts
 
 
+@_literal
 def confusion_heatmaps(facts: dict[str, Any]) -> list[Chart]:
     """Per model x dataset x attribute: one row-normalised confusion matrix per group, side by side.
 

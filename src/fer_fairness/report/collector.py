@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fer_fairness._cache import atomic_path
 from fer_fairness.report.decision import Decision, decide_run
-from fer_fairness.report.json_report import write_json
+from fer_fairness.report.json_report import render_json
 from fer_fairness.session import RunState
 
 
@@ -74,15 +78,8 @@ class ReportCollector:
             {**record, "nodeid": nodeid, "outcome": self.outcomes[nodeid]} for nodeid, record in self.records.items()
         ]
         records.sort(key=lambda r: r["nodeid"])
-        report_dir = self.state.report_dir
-        report_dir.mkdir(parents=True, exist_ok=True)
-        decision = self.decision.to_dict()
-        path = write_json(report_dir / "fairness.json", records=records, facts=facts, decision=decision)
-        self.written.append(str(path))
-        from fer_fairness.report.html import write_html  # Jinja2 is loaded only when a report is due
-
-        path = write_html(report_dir / "fairness.html", records=records, facts=facts, decision=decision)
-        self.written.append(str(path))
+        paths = write_reports(self.state.report_dir, records=records, facts=facts, decision=self.decision.to_dict())
+        self.written.extend(str(path) for path in paths)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.decision is None:
@@ -102,6 +99,27 @@ class ReportCollector:
         for path in self.written:
             terminalreporter.write_line(f"report: {path}")
         terminalreporter.write_line(self.decision.line, bold=True)
+
+
+def write_reports(
+    report_dir: Path, *, records: list[dict[str, Any]], facts: dict[str, Any], decision: dict[str, Any]
+) -> list[Path]:
+    """Write fairness.json and fairness.html as one pair: the folder holds both from one run or the old pair.
+
+    Both are rendered in memory and written to temporary names beside their targets first; only when
+    both are complete are they renamed into place, so a failure while rendering or writing (or a kill
+    before the renames) leaves the previous run's complete pair untouched.
+    """
+    from fer_fairness.report.html import render_html  # Jinja2 and matplotlib load only when a report is due
+
+    texts = {
+        report_dir / "fairness.json": render_json(records=records, facts=facts, decision=decision),
+        report_dir / "fairness.html": render_html(records=records, facts=facts, decision=decision),
+    }
+    with ExitStack() as renames:  # on leaving, each temporary replaces its target; on error all are removed
+        for path, text in texts.items():
+            renames.enter_context(atomic_path(path)).write_text(text, encoding="utf-8")
+    return list(texts)
 
 
 def not_evaluated_lines(facts: dict[str, Any]) -> list[str]:
@@ -126,6 +144,19 @@ def _files_skipped_by_lf(config: pytest.Config) -> str:
     return f"--lf skipped {skipped} test file(s)" if isinstance(skipped, int) and skipped > 0 else ""
 
 
+# What XML 1.0 cannot hold (and DEL), as pytest's own escaping of property values defines it.
+_XML_ILLEGAL = re.compile("[^\t\n\r\x20-\x7e\x80-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_name(name: str) -> str:
+    """A JUnit property name with what XML cannot hold written as #xNN, the way pytest writes values.
+
+    pytest escapes property values but not names, and a control character in a group or model name
+    would make junit.xml ill-formed; fairness.json keeps the exact name.
+    """
+    return _XML_ILLEGAL.sub(lambda match: f"#x{ord(match.group()):02X}", name)
+
+
 def _junit_run_facts(config: pytest.Config, facts: dict[str, Any], decision: Decision) -> None:
     # pytest offers no public hook for suite-level properties outside a test (record_testsuite_property
     # is a fixture, and a no-op on xdist workers); the LogXML object is reached through its stash key.
@@ -144,8 +175,8 @@ def _junit_run_facts(config: pytest.Config, facts: dict[str, Any], decision: Dec
     xml.add_global_property("seed", str(facts.get("seed", "")))
     xml.add_global_property("thresholds_sha256", facts.get("thresholds", {}).get("sha256", ""))
     for name, dataset in facts.get("datasets", {}).items():
-        xml.add_global_property(f"dataset[{name}].fingerprint", dataset.get("fingerprint", ""))
+        xml.add_global_property(xml_name(f"dataset[{name}].fingerprint"), dataset.get("fingerprint", ""))
     for name, model in facts.get("models", {}).items():
-        xml.add_global_property(f"model[{name}]", ", ".join(f"{k}={v}" for k, v in model.items()))
+        xml.add_global_property(xml_name(f"model[{name}]"), ", ".join(f"{k}={v}" for k, v in model.items()))
     for package, version in facts.get("versions", {}).items():
-        xml.add_global_property(f"version[{package}]", version)
+        xml.add_global_property(xml_name(f"version[{package}]"), version)

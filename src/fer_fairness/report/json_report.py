@@ -12,15 +12,17 @@ from fer_fairness._cache import atomic_path
 SCHEMA_VERSION = "1.0"
 
 
+def render_json(*, records: list[dict[str, Any]], facts: dict[str, Any], decision: dict[str, Any] | None = None) -> str:
+    """The document as text; ``decision`` (report.decision.Decision.to_dict) comes first, then the evidence."""
+    document = {"schema_version": SCHEMA_VERSION, "decision": decision, "run": facts, "tests": records}
+    return json.dumps(document, indent=2, allow_nan=False) + "\n"  # refuses NaN before touching a file
+
+
 def write_json(
     path: Path, *, records: list[dict[str, Any]], facts: dict[str, Any], decision: dict[str, Any] | None = None
 ) -> Path:
-    """Write atomically (temp file + rename), so a reader never sees half a report.
-
-    ``decision`` (report.decision.Decision.to_dict) comes first: what the run decided, then the evidence.
-    """
-    document = {"schema_version": SCHEMA_VERSION, "decision": decision, "run": facts, "tests": records}
-    text = json.dumps(document, indent=2, allow_nan=False) + "\n"  # refuses NaN before touching the file
+    """Write atomically (temp file + rename), so a reader never sees half a report."""
+    text = render_json(records=records, facts=facts, decision=decision)
     with atomic_path(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
     return path
