@@ -45,6 +45,11 @@ def study(pytester):
         ({"race": "White"}, "disgust", "disgust", 60),
         ({"race": "Asian"}, "disgust", "disgust", 5),
     ]
+    return _project(pytester, cells)
+
+
+def _project(pytester, cells) -> list[str]:
+    """A fairness project of these counts (the ONLY_TWO policy); returns the arguments that run it."""
     manifest, predictions = write_study(pytester.path, cells)
     pytester.mkdir("fairness_tests")
     (pytester.path / "fairness_tests" / "test_fair.py").write_text(FAIRNESS_TESTS)
@@ -369,15 +374,7 @@ def test_error_cells_of_a_predictions_file_are_not_evaluated(pytester):
         ({"race": "White"}, "anger", "anger", 60),
         ({"race": "White"}, "disgust", "disgust", 55),
     ]
-    manifest, predictions = write_study(pytester.path, cells)
-    pytester.mkdir("fairness_tests")
-    (pytester.path / "fairness_tests" / "test_fair.py").write_text(FAIRNESS_TESTS)
-    (pytester.path / "thresholds.toml").write_text(ONLY_TWO)
-    args = [
-        "fairness_tests",
-        f"--fairness-dataset=manifest:{manifest}?name=toy",
-        f"--fairness-model=predictions:{predictions}?name=vendor-x",
-    ]
+    args = _project(pytester, cells)
     result = pytester.runpytest(*args)
     assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
     result.stdout.fnmatch_lines(
