@@ -21,6 +21,8 @@ from fer_fairness.session import RunState
 
 STATE = pytest.StashKey[RunState]()
 FAIRNESS_RUN = pytest.StashKey[bool]()
+HANDOFF = pytest.StashKey[Path]()  # the controller's evaluated records, for xdist workers to read
+HANDOFF_KEY = "fer_fairness_handoff"  # xdist workerinput key: where the controller's records are
 PLANNED = pytest.StashKey[int]()  # fairness tests collected, counted before -k / --lf deselect any
 MARKER_ERRORS = pytest.StashKey[list[str]]()  # mistyped fairness markers, reported once collection ends
 FACTS_KEY = "fer_fairness_facts"  # xdist workeroutput key: run facts travel from workers to the controller
@@ -126,7 +128,9 @@ def _is_fairness_run(config: pytest.Config) -> bool:
     o = config.option
     if o.fairness_dataset or o.fairness_model or o.fairness_thresholds or o.fairness_report_dir:
         return True
+    # Only folders that exist: a project without fairness tests must not notice the installed plugin.
     folders = [(config.rootpath / name).resolve() for name in config.getini("fairness_testpaths")]
+    folders = [f for f in folders if f.is_dir()]
     for arg in config.args:
         target = Path(arg.split("::")[0])
         for base in (config.invocation_params.dir, config.rootpath):
@@ -170,7 +174,8 @@ def pytest_configure(config: pytest.Config) -> None:
         _check_fairness_run(state, {"report": report_dir, "cache": state.cache_dir})
     if hasattr(config, "workerinput"):  # xdist worker: the controller writes every report
         return
-    if config.stash[FAIRNESS_RUN] and getattr(o, "xmlpath", None) is None:
+    # --collect-only runs no test: a junit.xml of tests="0" would replace the last real one.
+    if config.stash[FAIRNESS_RUN] and getattr(o, "xmlpath", None) is None and not o.collectonly:
         o.xmlpath = str(report_dir / "junit.xml")
     collector = ReportCollector(config, state=state, facts_key=FACTS_KEY, planned_key=PLANNED_KEY, planned=PLANNED)
     config.pluginmanager.register(collector, "fer_fairness_report")
@@ -197,11 +202,22 @@ def _check_fairness_run(state: RunState, folders: dict[str, Path]) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # on an xdist controller: before workers start, so they find warm caches
 def pytest_sessionstart(session: pytest.Session) -> None:
-    if session.config.stash[FAIRNESS_RUN]:
+    config = session.config
+    if config.stash[FAIRNESS_RUN]:
         try:
-            _prepare(session.config)
+            _prepare(config)
         except FairnessError as exc:
             raise pytest.UsageError(str(exc)) from None
+        if config.pluginmanager.hasplugin("dsession"):  # an xdist controller: workers read, never evaluate
+            state = config.stash[STATE]
+            config.stash[HANDOFF] = state.hand_off(state.cache_dir / "handoff")
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: absent without pytest-xdist
+def pytest_configure_node(node) -> None:
+    path = node.config.stash.get(HANDOFF, None)
+    if path is not None:
+        node.workerinput[HANDOFF_KEY] = str(path)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -219,6 +235,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def _prepare(config: pytest.Config) -> dict[str, list[Record]]:
     state = config.stash[STATE]
+    handoff = getattr(config, "workerinput", {}).get(HANDOFF_KEY)
+    if state.records is None and handoff:
+        state.take_over(Path(handoff))
     if state.records is None:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
@@ -318,6 +337,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
+    handoff = config.stash.get(HANDOFF, None)
+    if handoff is not None:
+        handoff.unlink(missing_ok=True)
     state = config.stash.get(STATE, None)
     if hasattr(config, "workeroutput") and state is not None and state.records is not None:
         config.workeroutput[FACTS_KEY] = state.facts

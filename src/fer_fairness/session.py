@@ -6,6 +6,9 @@ test first needs it, never when pytest merely loads the plugin.
 
 from __future__ import annotations
 
+import os
+import pickle
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,3 +65,20 @@ class RunState:
                 grouped.setdefault(record.criterion, []).append(record)
             self.records = grouped
         return self.records
+
+    def hand_off(self, folder: Path) -> Path:
+        """Write the evaluated records and facts for xdist workers, who read them rather than evaluate.
+
+        Workers must never call a model: with a flaky API each would re-ask what failed on the
+        controller, pay again, and report outcomes that differ from the controller's run facts.
+        """
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix="handoff-", suffix=".pickle", dir=folder)
+        with os.fdopen(handle, "wb") as out:
+            pickle.dump((self.records, self.facts), out)
+        return Path(name)
+
+    def take_over(self, path: Path) -> None:
+        """Adopt the records and facts a controller handed off (see ``hand_off``)."""
+        with path.open("rb") as handle:  # written by this run's own controller, in its cache folder
+            self.records, self.facts = pickle.load(handle)

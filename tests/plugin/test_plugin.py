@@ -493,3 +493,48 @@ def test_a_file_named_reports_does_not_trouble_an_unrelated_run(pytester):
     (pytester.path / "reports").write_text("someone else's file")
     pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
     pytester.runpytest("test_plain.py").assert_outcomes(passed=1)
+
+
+WORKERS_MUST_NOT_EVALUATE = """
+import fer_fairness.pipeline
+
+
+def pytest_configure(config):
+    if hasattr(config, "workerinput"):  # an xdist worker: evaluating would call the model again
+        def refuse(state):
+            raise RuntimeError("an xdist worker evaluated")
+
+        fer_fairness.pipeline.run = refuse
+"""
+
+
+def test_xdist_workers_read_the_controllers_records_and_never_evaluate(pytester, study):
+    # A worker that evaluated would call every model again (a flaky API re-asked, paid twice, and
+    # answering differently from the controller's run facts); here it would crash the run.
+    (pytester.path / "conftest.py").write_text(WORKERS_MUST_NOT_EVALUATE)
+    result = pytester.runpytest_subprocess(*study, "-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2, skipped=2)
+    document = json.loads((pytester.path / "reports" / "fairness.json").read_text())
+    assert len(document["tests"]) == 4
+    assert not list((pytester.path / ".fairness-cache" / "handoff").glob("*"))  # cleaned up after the run
+
+
+def test_a_project_without_fairness_tests_does_not_notice_the_plugin(pytester):
+    # Installed but unused: no evaluation, no cache, no reports, from the rootdir or elsewhere.
+    pytester.makepyfile(test_plain="def test_one():\n    assert True\n")
+    for args in ([], ["--co", "-q"]):
+        result = pytester.runpytest(*args, "-p", "no:cacheprovider")
+        assert result.ret == pytest.ExitCode.OK
+        result.stdout.no_fnmatch_line("*fer-fairness: *fairness tests from*")
+    assert not (pytester.path / ".fairness-cache").exists()
+    assert not (pytester.path / "reports").exists()
+
+
+def test_collect_only_leaves_the_last_reports_in_place(pytester, study):
+    assert pytester.runpytest(*study).ret == pytest.ExitCode.TESTS_FAILED
+    reports = pytester.path / "reports"
+    before = {p.name: p.read_bytes() for p in reports.iterdir()}
+    assert {"junit.xml", "fairness.json", "fairness.html"} <= set(before)
+    result = pytester.runpytest(*study, "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.OK
+    assert {p.name: p.read_bytes() for p in reports.iterdir()} == before
