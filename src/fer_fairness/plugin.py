@@ -144,6 +144,7 @@ def _is_fairness_run(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "fairness(criterion): a fairness criterion test fed by fer-fairness")
     o = config.option
+    _check_rootdir(config)
     if o.fairness_thresholds is None:
         default = config.rootpath / "thresholds.toml"
         thresholds_path = default if default.is_file() else None
@@ -179,6 +180,35 @@ def pytest_configure(config: pytest.Config) -> None:
         o.xmlpath = str(report_dir / "junit.xml")
     collector = ReportCollector(config, state=state, facts_key=FACTS_KEY, planned_key=PLANNED_KEY, planned=PLANNED)
     config.pluginmanager.register(collector, "fer_fairness_report")
+
+
+_PATH_OPTIONS = ("--fairness-thresholds", "--fairness-report-dir", "--fairness-cache-dir", "--fairness-dataset")
+
+
+def _check_rootdir(config: pytest.Config) -> None:
+    """A path option's value given as a separate word must not have chosen pytest's rootdir.
+
+    pytest picks the rootdir before installed plugins add their options, so the value of
+    ``--fairness-cache-dir PATH`` reads as a test path; the rootdir, and with it the default
+    thresholds.toml, can then come from PATH's folder. The policy must be the one the user meant.
+    """
+    if config.option.rootdir:
+        return
+    root = config.rootpath.resolve()
+    here = config.invocation_params.dir
+    targets = [(here / a.split("::")[0]).resolve() for a in config.args] + [here.resolve()]
+    if any(t == root or root in t.parents for t in targets):
+        return  # the rootdir holds what is run, or where it is run from: the user's project
+    args = list(config.invocation_params.args)
+    for flag, value in zip(args, args[1:], strict=False):
+        if flag not in _PATH_OPTIONS:
+            continue
+        target = (here / value.split(":", 1)[-1].split("?")[0]).resolve()
+        if target == root or root in target.parents:
+            raise pytest.UsageError(
+                f"pytest took its rootdir {root} from the value of {flag} given as a separate word, so the "
+                f"policy and reports would come from there; write {flag}={value} (or pass --rootdir)"
+            )
 
 
 def _check_fairness_run(state: RunState, folders: dict[str, Path]) -> None:

@@ -2,6 +2,8 @@
 
 import importlib
 import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -538,3 +540,29 @@ def test_collect_only_leaves_the_last_reports_in_place(pytester, study):
     result = pytester.runpytest(*study, "--collect-only", "-q")
     assert result.ret == pytest.ExitCode.OK
     assert {p.name: p.read_bytes() for p in reports.iterdir()} == before
+
+
+def test_a_path_option_in_space_form_cannot_choose_the_policy(pytester, study):
+    # pytest picks its rootdir before installed plugins add their options: the value of
+    # `--fairness-cache-dir PATH` reads as a test path, and a folder with its own ini and
+    # thresholds.toml would silently become the rootdir, and its policy the one in force.
+    other = pytester.mkdir("other")
+    (other / "pytest.ini").write_text("[pytest]\n")
+    (other / "thresholds.toml").write_text("[settings]\nalpha = 0.01\n")
+    (other / "cache").mkdir()  # a second run: pytest only takes paths that exist into its rootdir search
+    project = pytester.path / "project"
+    project.mkdir()
+    for name in ("fairness_tests", "thresholds.toml"):
+        (pytester.path / name).rename(project / name)
+    args = [a for a in study if not a.startswith("fairness_tests")]
+
+    def run(*extra):  # a plain process in the project folder, as a user would start it
+        command = [sys.executable, "-m", "pytest", "fairness_tests", *extra, *args, "-p", "no:cacheprovider"]
+        return subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
+
+    spaced = run("--fairness-cache-dir", "../other/cache")
+    assert spaced.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "from the value of --fairness-cache-dir given as a separate word" in spaced.stderr
+    joined = run("--fairness-cache-dir=../other/cache")
+    assert joined.returncode == pytest.ExitCode.TESTS_FAILED
+    assert f"thresholds {project / 'thresholds.toml'}" in joined.stdout
