@@ -397,3 +397,47 @@ def test_fingerprint_changes_with_a_label(tmp_path):
     rows = [list(r) for r in ROWS]
     rows[0][2] = "disgust"
     assert load(write_csv(path, HEADER, rows)).fingerprint() != first
+
+
+# --- images that do not decode ----------------------------------------------------------------------
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:20])  # the PNG signature and part of its header: no image
+
+
+def test_an_image_that_does_not_decode_stops_the_load(tmp_path):
+    path = tree(tmp_path)
+    _truncate(tmp_path / "images/s3.png")
+    message = error(path)
+    assert message.startswith(f"manifest {path}: 1 image(s) cannot be decoded (e.g. images/s3.png: ")
+    assert message.endswith("or add ?on_error=exclude to leave them out and list them in the report")
+
+
+def test_with_exclude_an_undecodable_image_is_left_out_and_listed(tmp_path):
+    path = tree(tmp_path)
+    _truncate(tmp_path / "images/s3.png")
+    dataset = load(path, "on_error=exclude")
+    assert sorted(dataset.samples["sample_id"]) == ["s1", "s2", "s4"]
+    [row] = dataset.exclusions.to_dict("records")
+    expected = ("images/s3.png", "unreadable image", "White", "male")
+    assert (row["path"], row["reason"], row["race"], row["gender"]) == expected
+
+
+def test_decoding_is_remembered_per_file_version(tmp_path, monkeypatch):
+    import fer_fairness.datasets.manifest as manifest
+
+    path = tree(tmp_path)
+    calls = []
+    real = manifest.decode_problem
+    monkeypatch.setattr(manifest, "decode_problem", lambda p: calls.append(p.name) or real(p))
+    spec = DATASETS.parse(f"manifest:{path}")
+    cache = tmp_path / "cache"
+    load_manifest(spec, cache_dir=cache)
+    assert sorted(calls) == ["s1.png", "s2.png", "s3.png", "s4.png"]
+    load_manifest(spec, cache_dir=cache)  # nothing changed: nothing decoded again
+    assert len(calls) == 4
+    _truncate(tmp_path / "images/s2.png")  # a new version of one file is checked again, and caught
+    with pytest.raises(DatasetError, match="images/s2.png"):
+        load_manifest(spec, cache_dir=cache)
+    assert calls[4:] == ["s2.png"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import warnings
 from pathlib import Path
 
 import pandas as pd
 
-from fer_fairness.datasets._hygiene import excluding, path_problem
+from fer_fairness.datasets._hygiene import decode_problem, excluding, path_problem
 from fer_fairness.datasets._table import (
     REQUIRED_COLUMNS,
     Dataset,
@@ -55,7 +57,7 @@ def read_table(path: Path, *, what: str, error: type[FairnessError] = DatasetErr
     return table
 
 
-def load_manifest(spec: Spec, **_context) -> Dataset:
+def load_manifest(spec: Spec, *, cache_dir: Path | None = None, **_context) -> Dataset:
     """``manifest:PATH?name=N&emotion=COL&...``: map other column names onto the required ones."""
     check_options(spec, OPTIONS, what="dataset")
     named = spec.names("attributes", what="dataset")
@@ -92,6 +94,9 @@ def load_manifest(spec: Spec, **_context) -> Dataset:
     samples, attrs, emotions = validate_samples(table, source=source, attributes=named)
     root = path.resolve().parent
     _check_paths(samples, root=root, source=source)
+    samples, exclusions = _check_images(
+        samples, root=root, source=source, exclude=exclude, exclusions=exclusions, attributes=attrs, cache_dir=cache_dir
+    )
     notes = abbreviation_notes(samples, attrs)
     for note in notes:
         warnings.warn(DatasetWarning(f"{source}: {note}"), stacklevel=2)
@@ -180,3 +185,63 @@ def _check_paths(samples: pd.DataFrame, *, root: Path, source: str) -> None:
             f"{source}: {len(missing)} image file(s) not found under {root} (e.g. {', '.join(missing[:3])}); "
             "check the path column: paths are relative to the manifest's folder"
         )
+
+
+def _check_images(
+    samples: pd.DataFrame,
+    *,
+    root: Path,
+    source: str,
+    exclude: bool,
+    exclusions: pd.DataFrame,
+    attributes: tuple[str, ...],
+    cache_dir: Path | None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every image must decode: a truncated file must not reach a model. Stop, or exclude and list."""
+    broken = _undecodable(samples["path"].tolist(), root=root, cache_dir=cache_dir)
+    if not broken:
+        return samples, exclusions
+    if not exclude:
+        first = next(iter(broken))
+        raise DatasetError(
+            f"{source}: {len(broken)} image(s) cannot be decoded (e.g. {first}: {broken[first]}); replace them "
+            "with intact copies, or add ?on_error=exclude to leave them out and list them in the report"
+        )
+    rows = samples["path"].isin(broken)
+    added = pd.DataFrame(
+        [
+            {"path": rel, "reason": "unreadable image", "detail": broken[rel], **{a: row[a] for a in attributes}}
+            for rel, (_, row) in zip(samples.loc[rows, "path"], samples.loc[rows].iterrows(), strict=True)
+        ]
+    )
+    merged = pd.concat([frame for frame in (exclusions, added) if not frame.empty], ignore_index=True)
+    merged = merged.astype(object).where(merged.notna(), None)
+    return samples.loc[~rows].reset_index(drop=True), merged.sort_values("path", kind="stable", ignore_index=True)
+
+
+def _undecodable(paths: list[str], *, root: Path, cache_dir: Path | None) -> dict[str, str]:
+    """Relative path -> why Pillow cannot read it. Each file is decoded once per (size, mtime): the
+    verdicts are remembered under ``cache_dir`` (a memo, so concurrent writers lose nothing that matters)."""
+    memo_path = cache_dir / "decode-checks.json" if cache_dir is not None else None
+    memo: dict[str, str] = {}
+    if memo_path is not None and memo_path.is_file():
+        try:
+            memo = json.loads(memo_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            memo = {}  # a damaged memo is rebuilt, never trusted
+    broken, changed = {}, False
+    for rel in paths:
+        target = (root / rel).resolve()
+        stat = target.stat()
+        key = f"{target}|{stat.st_size}|{stat.st_mtime_ns}"
+        if key not in memo:
+            memo[key] = decode_problem(target) or ""
+            changed = True
+        if memo[key]:
+            broken[rel] = memo[key]
+    if changed and memo_path is not None:
+        memo_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = memo_path.with_name(f".{memo_path.name}.{os.getpid()}")
+        temporary.write_text(json.dumps(memo), encoding="utf-8")
+        os.replace(temporary, memo_path)
+    return broken
