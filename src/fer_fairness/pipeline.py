@@ -40,7 +40,7 @@ def run(state: RunState) -> tuple[list[Record], dict[str, Any]]:
     tables: list[Table] = []
     for model, dataset in itertools.product(models, datasets):
         state.say(f"fer-fairness: {model.name} on {dataset.name} ({len(dataset.samples)} images)")
-        outcomes = model.predict(dataset, context=context)
+        outcomes = _without_excluded(model.predict(dataset, context=context), dataset)
         joined = join_outcomes(dataset.samples, outcomes, model=model.name, dataset=dataset.name)
         check_evaluated(outcomes, model=model, dataset=dataset.name, limit=state.thresholds.max_not_evaluated)
         tables.extend(_tables(state, model.name, dataset, joined))
@@ -53,6 +53,15 @@ def run(state: RunState) -> tuple[list[Record], dict[str, Any]]:
         f"in {time.perf_counter() - started:.1f} s"
     )
     return records, facts
+
+
+def _without_excluded(outcomes: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
+    """A predictions file answers every sample, excluded ones too: those answers are set aside, not errors."""
+    table = dataset.exclusions
+    if table.empty or "sample_id" not in table.columns:
+        return outcomes
+    excluded = set(table["sample_id"].dropna().astype(str))
+    return outcomes[~outcomes["sample_id"].astype(str).isin(excluded)].reset_index(drop=True)
 
 
 def _load_dataset(state: RunState, spec: Spec) -> Dataset:

@@ -50,10 +50,10 @@ def test_exclude_lists_samples_with_missing_values(tmp_path):
     assert dataset.samples["sample_id"].tolist() == ["s1", "s3"]
     assert set(dataset.samples["race"]) == {"Black", "White"}
     assert dataset.exclusions.values.tolist() == [
-        ["images/s2.png", "missing race", "row 2, sample s2", None, "female"],
-        ["images/s4.png", "missing race, gender", "row 4, sample s4", None, None],
+        ["images/s2.png", "s2", "missing race", "row 2, sample s2", None, "female"],
+        ["images/s4.png", "s4", "missing race, gender", "row 4, sample s4", None, None],
     ]
-    assert list(dataset.exclusions.columns) == ["path", "reason", "detail", "race", "gender"]
+    assert list(dataset.exclusions.columns) == ["path", "sample_id", "reason", "detail", "race", "gender"]
 
 
 def test_exclude_with_nothing_missing_has_an_empty_list(tmp_path):

@@ -144,7 +144,7 @@ def _missing_values(
 
     Without the opt-in nothing is split off and validate_samples stops on the first such attribute.
     """
-    columns = ["path", "reason", "detail", *attributes]
+    columns = ["path", "sample_id", "reason", "detail", *attributes]  # the id lets a model's answer be set aside
     present = [a for a in attributes if a in table.columns]  # an absent column is validate_samples' error
     if not exclude or not present:
         return table, pd.DataFrame(columns=columns)
@@ -154,6 +154,7 @@ def _missing_values(
         [
             {
                 "path": str(table.at[i, "path"]).strip() if "path" in table.columns else "",
+                "sample_id": str(table.at[i, "sample_id"]).strip() if "sample_id" in table.columns else None,
                 "reason": "missing " + ", ".join(a for a in present if missing.at[i, a]),
                 "detail": f"row {i + 1}" + (f", sample {table.at[i, 'sample_id']}" if "sample_id" in table else ""),
                 **{a: None if missing.at[i, a] else str(table.at[i, a]).strip() for a in attributes},
@@ -210,7 +211,13 @@ def _check_images(
     rows = samples["path"].isin(broken)
     added = pd.DataFrame(
         [
-            {"path": rel, "reason": "unreadable image", "detail": broken[rel], **{a: row[a] for a in attributes}}
+            {
+                "path": rel,
+                "sample_id": row["sample_id"],
+                "reason": "unreadable image",
+                "detail": broken[rel],
+                **{a: row[a] for a in attributes},
+            }
             for rel, (_, row) in zip(samples.loc[rows, "path"], samples.loc[rows].iterrows(), strict=True)
         ]
     )
