@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fer_fairness.config import CRITERIA
 from tests.studies import write_study
 
 SUITE = """
@@ -116,21 +117,7 @@ CASES = [
     ("policy value out of range", _policy("[settings]\nalpha = 0.9\n"), USAGE, "got 0.9"),
     (
         "every criterion disabled",
-        _policy(
-            "".join(
-                f"[criteria.{c}]\nenabled = false\n"
-                for c in (
-                    "accuracy_gap",
-                    "accuracy_gap_stratified",
-                    "recall_gap",
-                    "confusion_ratio",
-                    "non_answer_gap",
-                    "accuracy_floor",
-                    "association",
-                    "association_stratified",
-                )
-            )
-        ),
+        _policy("".join(f"[criteria.{c}]\nenabled = false\n" for c in CRITERIA)),
         USAGE,
         "every criterion is disabled",
     ),

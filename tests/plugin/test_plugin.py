@@ -50,7 +50,7 @@ def study(pytester):
     return _project(pytester, cells)
 
 
-def _project(pytester, cells) -> list[str]:
+def _project(pytester, cells, *, dataset: str = "toy", model: str = "vendor-x") -> list[str]:
     """A fairness project of these counts (the ONLY_TWO policy); returns the arguments that run it."""
     manifest, predictions = write_study(pytester.path, cells)
     pytester.mkdir("fairness_tests")
@@ -58,8 +58,8 @@ def _project(pytester, cells) -> list[str]:
     (pytester.path / "thresholds.toml").write_text(ONLY_TWO)
     return [
         "fairness_tests",
-        f"--fairness-dataset=manifest:{manifest}?name=toy",
-        f"--fairness-model=predictions:{predictions}?name=vendor-x",
+        f"--fairness-dataset=manifest:{manifest}?name={dataset}",
+        f"--fairness-model=predictions:{predictions}?name={model}",
     ]
 
 
@@ -421,15 +421,7 @@ def odd_study(pytester):
         ({"race": ODD_BLACK}, "disgust", "disgust", 50),
         ({"race": ODD_WHITE}, "disgust", "disgust", 60),
     ]
-    manifest, predictions = write_study(pytester.path, cells)
-    pytester.mkdir("fairness_tests")
-    (pytester.path / "fairness_tests" / "test_fair.py").write_text(FAIRNESS_TESTS)
-    (pytester.path / "thresholds.toml").write_text(ONLY_TWO)
-    return [
-        "fairness_tests",
-        f"--fairness-dataset=manifest:{manifest}?name=to$y",
-        f"--fairness-model=predictions:{predictions}?name=US$ 5 and $3",
-    ]
+    return _project(pytester, cells, dataset="to$y", model="US$ 5 and $3")
 
 
 def test_odd_names_reach_every_report(pytester, odd_study):
