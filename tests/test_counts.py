@@ -63,7 +63,8 @@ def check_against_oracle(tensor: CountTensor, rows: list[dict], attributes: tupl
     for ti, true in enumerate(tensor.labels):
         for oi, outcome in enumerate(tensor.outcomes):
             assert bool(correct[ti, oi]) == (true == outcome)
-    assert tensor.non_answer_mask().tolist() == [o in ("refused", "unparseable", "error") for o in tensor.outcomes]
+    assert tensor.model_non_answer_mask().tolist() == [o in ("refused", "unparseable") for o in tensor.outcomes]
+    assert tensor.evaluated_mask().tolist() == [o != "error" for o in tensor.outcomes]
 
 
 @st.composite
@@ -140,7 +141,7 @@ def test_hand_counted_table():
     # a predicted label outside the label set is never correct, and never a non-answer
     contempt = tensor.outcomes.index("contempt")
     assert not tensor.correct_mask()[:, contempt].any()
-    assert not tensor.non_answer_mask()[contempt]
+    assert not tensor.model_non_answer_mask()[contempt] and tensor.evaluated_mask()[contempt]
 
 
 def test_non_answers_are_never_correct():
@@ -148,7 +149,7 @@ def test_non_answers_are_never_correct():
     correct = tensor.correct_mask()
     for kind in NON_ANSWERS:
         assert not correct[:, tensor.outcomes.index(kind)].any()
-    assert tensor.non_answer_mask().sum() == 3
+    assert tensor.model_non_answer_mask().sum() == 2 and (~tensor.evaluated_mask()).sum() == 1
 
 
 def test_group_with_no_samples_of_an_emotion_keeps_a_zero_row():

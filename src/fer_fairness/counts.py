@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from fer_fairness.errors import ModelError
-from fer_fairness.labels import EMOTIONS, NON_ANSWERS
+from fer_fairness.labels import EMOTIONS, MODEL_NON_ANSWERS, NON_ANSWERS, NOT_EVALUATED
 
 GROUP_JOIN = "+"  # "skin_tone+gender" = "dark+female"
 
@@ -47,9 +47,13 @@ class CountTensor:
         """Boolean (T, O): where the outcome equals the true label."""
         return np.array([[o == t for o in self.outcomes] for t in self.labels])
 
-    def non_answer_mask(self) -> np.ndarray:
-        """Boolean (O,): outcomes that are non-answers."""
-        return np.array([o in NON_ANSWERS for o in self.outcomes])
+    def evaluated_mask(self) -> np.ndarray:
+        """Boolean (O,): outcomes of evaluated samples (all but NOT_EVALUATED: no answer arrived)."""
+        return np.array([o != NOT_EVALUATED for o in self.outcomes])
+
+    def model_non_answer_mask(self) -> np.ndarray:
+        """Boolean (O,): the model's own non-answers (refused, unparseable)."""
+        return np.array([o in MODEL_NON_ANSWERS for o in self.outcomes])
 
 
 def join_outcomes(samples: pd.DataFrame, outcomes: pd.DataFrame, *, model: str, dataset: str) -> pd.DataFrame:

@@ -24,7 +24,6 @@ from fer_fairness.criteria.measures import Measure
 from fer_fairness.criteria.messages import explain
 from fer_fairness.criteria.records import Record
 from fer_fairness.criteria.verdict import Rule, Verdict, decide
-from fer_fairness.labels import MODEL_NON_ANSWERS, NOT_EVALUATED
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,28 +74,23 @@ class Table:
 Selector = Callable[[np.ndarray, CountTensor, str | None], tuple[np.ndarray, np.ndarray]]
 
 
-def _evaluated(t: CountTensor) -> np.ndarray:
-    return np.array([o != NOT_EVALUATED for o in t.outcomes])
-
-
 def _correct(c: np.ndarray, t: CountTensor, _: str | None):
-    return (c * t.correct_mask()).sum(axis=(-2, -1)), c[..., _evaluated(t)].sum(axis=(-2, -1))
+    return (c * t.correct_mask()).sum(axis=(-2, -1)), c[..., t.evaluated_mask()].sum(axis=(-2, -1))
 
 
 def _non_answer(c: np.ndarray, t: CountTensor, _: str | None):
-    model_non_answer = np.array([o in MODEL_NON_ANSWERS for o in t.outcomes])
-    return c[..., model_non_answer].sum(axis=(-2, -1)), c[..., _evaluated(t)].sum(axis=(-2, -1))
+    return c[..., t.model_non_answer_mask()].sum(axis=(-2, -1)), c[..., t.evaluated_mask()].sum(axis=(-2, -1))
 
 
 def _recall(c: np.ndarray, t: CountTensor, emotion: str | None):
     row = c[..., t.labels.index(emotion), :]
-    return row[..., t.outcomes.index(emotion)], row[..., _evaluated(t)].sum(axis=-1)
+    return row[..., t.outcomes.index(emotion)], row[..., t.evaluated_mask()].sum(axis=-1)
 
 
 def _confusion(c: np.ndarray, t: CountTensor, pair: str | None):
     true, wrong = pair.split("->")
     row = c[..., t.labels.index(true), :]
-    return row[..., t.outcomes.index(wrong)], row[..., _evaluated(t)].sum(axis=-1)
+    return row[..., t.outcomes.index(wrong)], row[..., t.evaluated_mask()].sum(axis=-1)
 
 
 def _share(t: CountTensor, group: str, select: Selector, detail: str | None) -> measures.Share:
@@ -139,7 +133,7 @@ def _emotion_faces(detail: str | None) -> str:
 def _strata(t: CountTensor, g: int) -> tuple[np.ndarray, np.ndarray]:
     """Correct and evaluated counts per true emotion of group g."""
     c = t.counts[g]
-    return (c * t.correct_mask()).sum(axis=1), c[:, _evaluated(t)].sum(axis=1)
+    return (c * t.correct_mask()).sum(axis=1), c[:, t.evaluated_mask()].sum(axis=1)
 
 
 def _stratified(table: Table, group: str, reference: str, _detail, cfg: CriterionConfig, _metric: str) -> Measure:
@@ -213,7 +207,7 @@ def _rng_for(seed: int, key: str) -> np.random.Generator:
 
 def _subjects(table: Table, name: str, spec: CriterionSpec, thresholds: Thresholds, seed: int) -> Iterator[Subject]:
     t, cfg = table.tensor, thresholds.criterion(name)
-    evaluated = t.counts[:, :, _evaluated(t)].sum(axis=(1, 2))
+    evaluated = t.counts[:, :, t.evaluated_mask()].sum(axis=(1, 2))
     sizes = dict(zip(t.groups, evaluated.tolist(), strict=True))  # min_group_size counts evaluated faces
     minimum = thresholds.min_group_size
     base = dict(criterion=name, model=table.model, dataset=table.dataset, attribute=t.attribute)
@@ -324,15 +318,18 @@ def _decide_family(family: str, members: list[Subject], thresholds: Thresholds) 
     adjusted = stats.adjust_p_values(p_values=raw, method=thresholds.correction)
     p_adjusted = {id(s): float(p) for s, p in zip(tested, adjusted, strict=True)}
     alpha_each = alpha / max(m, 1)  # the Bonferroni level: power is judged there too
-    levels = {id(s): 1.0 - alpha_each for s in tested}
+    bonferroni = stats.corrected_confidence(alpha=alpha, family_size=m, method="holm", n_rejected=0)
+    levels = {id(s): bonferroni for s in tested}
     if thresholds.correction == "bh" and m:
         for side in ("outside", "inside"):
             p_side = [_side_p_value(s.measure, side) for s in tested]
             selected = stats.adjust_p_values(p_values=p_side, method="bh") < alpha
             count = int(selected.sum())
             for s, chosen in zip(tested, selected, strict=True):
-                if chosen and levels[id(s)] == 1.0 - alpha_each:
-                    levels[id(s)] = 1.0 - count * alpha / m
+                if chosen and levels[id(s)] == bonferroni:
+                    levels[id(s)] = stats.corrected_confidence(
+                        alpha=alpha, family_size=m, method="bh", n_rejected=count
+                    )
     for subject in members:
         yield _record(subject, family, m, levels.get(id(subject)), alpha_each, p_adjusted.get(id(subject)), thresholds)
 
