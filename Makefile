@@ -26,7 +26,7 @@ fairness: $(VENV)/.core
 	$(PY) -m pytest fairness_tests
 
 test: $(VENV)/.dev
-	$(PY) -m ruff check src tests fairness_tests benchmarks simulations conftest.py
+	$(PY) -m ruff check src tests fairness_tests benchmarks simulations fixtures conftest.py
 	$(PY) -m pytest tests -m "not slow"
 
 test-all: $(VENV)/.dev
