@@ -103,14 +103,13 @@ def read(spec: Spec, *, default_name: str, keep: Callable[[dict[str, str]], bool
 
 
 def _attributes(spec: Spec) -> tuple[str, ...]:
-    text = spec.option("attributes")
-    if text is None:
+    names = spec.names("attributes", what="dataset")  # an empty list or a repeated name is an error there
+    if names is None:
         return DEFAULT_ATTRIBUTES
-    names = tuple(a.strip() for a in text.split(",") if a.strip())
-    unknown = [a for a in names if a not in ALL_ATTRIBUTES]
-    if unknown or not names:
+    if any(a not in ALL_ATTRIBUTES for a in names):
         raise ConfigError(
-            f"dataset '{spec.text}': ?attributes= takes a comma list of {', '.join(ALL_ATTRIBUTES)}; got '{text}'"
+            f"dataset '{spec.text}': ?attributes= takes a comma list of {', '.join(ALL_ATTRIBUTES)}; "
+            f"got '{spec.option('attributes')}'"
         )
     return names
 
