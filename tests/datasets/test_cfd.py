@@ -283,8 +283,3 @@ def test_a_corrupt_image_outside_the_view_does_not_matter(tmp_path):
     tree(tmp_path, ["CFD-AF-200-228-N.jpg", "CFD-MF-300-001-N.jpg"])
     (tmp_path / cfd_path("CFD-MF-300-001-N.jpg")).write_bytes(b"broken")
     assert load(f"cfd-4:{tmp_path}").samples["sample_id"].tolist() == ["CFD-AF-200-228-N"]
-
-
-def test_attributes_named_twice_is_an_error_naming_the_spec(tmp_path):
-    spec = f"cfd:{tmp_path}?attributes=race,race"
-    assert error(spec, ConfigError) == f"dataset '{spec}': ?attributes= names race more than once; name each once"

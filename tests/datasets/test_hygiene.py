@@ -253,6 +253,5 @@ def test_a_missing_value_marker_from_a_source_file_is_no_value(tmp_path, marker)
 
 def test_a_folder_loader_refuses_an_attribute_named_twice(tmp_path):
     write_images(tmp_path, ["Images/CFD/AF-200/CFD-AF-200-228-N.jpg"])
-    assert error(f"cfd:{tmp_path}?attributes=race,race") == (
-        f"cfd {tmp_path}: attribute(s) race named more than once; name each once"
-    )
+    spec = f"cfd:{tmp_path}?attributes=race,race"
+    assert error(spec, ConfigError) == f"dataset '{spec}': ?attributes= names race more than once; name each once"
