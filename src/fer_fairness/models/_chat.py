@@ -10,6 +10,9 @@ HTTP 200, named by ``transport_failure``) is a transport failure: retried, never
 An answer whose shape ``interpret`` cannot read is ``unparseable`` with its raw kept, never a crash.
 The API key (and anything shaped like a bearer token) is redacted from every error message, stored
 body and raw column, because CI logs and cache files outlive the key's secrecy.
+
+Each request is sent only under the key's claim in the response cache: a run sharing the cache
+directory that is asking for the same image is waited for, and its answer read instead of paid for.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from fer_fairness.models import prompts as prompt_book
 from fer_fairness.models._base import OUTCOME_COLUMNS, PredictContext
 from fer_fairness.models.parsing import Parsed
 from fer_fairness.models.resilience import Backoff, Failure, PermanentError, Reply, Runner, TransientError, Usage
-from fer_fairness.models.response_cache import ResponseCache, cache_key, content_digest
+from fer_fairness.models.response_cache import Entry, ResponseCache, cache_key, content_digest
 from fer_fairness.specs import Spec, check_options
 
 REDACTED = "[REDACTED]"
@@ -46,6 +49,9 @@ _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
 _KEY_SHAPES = re.compile(r"\bsk-[A-Za-z0-9_-]{16,}|\bAIza[0-9A-Za-z_-]{30,}")
 # What a stored body of an unexpected shape raises in a reader: read as unparseable, not a crash.
 _SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError)
+# Polling for another run's answer: first soon (it may be in flight), then no busier than twice a second.
+_FIRST_POLL_S = 0.02
+_MAX_POLL_S = 0.5
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"))
 
 
@@ -68,6 +74,7 @@ class _Job:
     path: Path
     digest: str
     sample_ids: list[str] = field(default_factory=list)
+    shared: bool = False  # answered by another run on the same cache while this one waited
 
 
 def image_mime(data: bytes, path: Path) -> str:
@@ -262,6 +269,10 @@ class ChatModel:
                 self._connect(context)
 
                 def call(job: _Job, timeout_s: float) -> Reply:
+                    if (entry := _await_claim(cache, job.key)) is not None:
+                        self._usage.add("calls", -1)  # the runner counted a request that was never sent
+                        job.shared = True
+                        return Reply(payload=entry.payload)
                     image = self._read(job.path)
                     if content_digest(image) != job.digest:
                         raise ModelError(f"{self.name}: image {job.path} changed during the run; run again")
@@ -276,10 +287,15 @@ class ChatModel:
                     return Reply(payload=payload, tokens=reply.tokens)
 
                 def on_reply(job: _Job, reply: Reply) -> None:
-                    cache.put(job.key, reply.payload, model=self.model_id, meta={"tokens": reply.tokens})
+                    if job.shared:
+                        self._usage.add("cache_hits")
+                    else:
+                        cache.put(job.key, reply.payload, model=self.model_id, meta={"tokens": reply.tokens})
+                        cache.release(job.key)
                     self._record(job, reply.payload, labels, results)
 
                 def on_failure(job: _Job, failure: Failure) -> None:
+                    cache.release(job.key)  # nothing stored: another run sharing the cache may try
                     raw = {"error": failure.kind, "message": failure.message, "attempts": failure.attempts}
                     for sample_id in job.sample_ids:
                         self._usage.add("error")
@@ -338,6 +354,23 @@ class ChatModel:
             f"{self.name}: no API key; set {' or '.join(names)} in the environment "
             "(responses already cached are used without one)"
         )
+
+
+def _await_claim(cache: ResponseCache, key: str) -> Entry | None:
+    """None once this run holds ``key``'s claim; the answer, if another run stored it meanwhile.
+
+    A claim of a live owner is waited out; a dead owner's lapses (see ``ResponseCache.claim``), so
+    this ends. Real sleeps: the wait is for another process, not a backoff a test replaces.
+    """
+    pause = _FIRST_POLL_S
+    while True:
+        status = cache.claim(key)
+        if status == "mine":
+            return None
+        if status == "answered" and (entry := cache.get(key)) is not None:
+            return entry
+        time.sleep(pause)
+        pause = min(pause * 2, _MAX_POLL_S)
 
 
 def _compact(payload: Any) -> str:

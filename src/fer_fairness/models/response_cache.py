@@ -15,19 +15,30 @@ loses at most the answers it had not yet written, and a re-run asks only for tho
 (pytest-xdist workers) and threads may read and write at once; the first answer written for a key
 is kept. What to store is the caller's decision: a transport error is never a response, so adapters
 do not put one; a refusal or a safety block is the model's final answer and is stored like any other.
+
+Two runs sharing one cache directory at the same time pay for each key once: before asking a model,
+a run ``claim``s the key (a row in the ``claims`` table naming its owner and a lease). A key another
+live owner holds is waited for and read when its answer lands; the claim goes when the answer is put
+or the request fails (``release``), so the other run may try. A background thread renews this
+cache's leases while it is open; an owner killed outright stops renewing, and its claims are taken
+over once the lease runs out (at once when the owner was a process on this host that is gone), so a
+SIGKILL never blocks a key for good.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import secrets
+import socket
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from fer_fairness.errors import ModelError
 
@@ -49,6 +60,20 @@ CREATE TABLE IF NOT EXISTS responses (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS responses_model ON responses (model);
 """
+# Claims are transient (a file without them reads the same), so they join older files of this layout.
+_CLAIMS = """
+CREATE TABLE IF NOT EXISTS claims (
+    key     TEXT PRIMARY KEY,
+    owner   TEXT NOT NULL,
+    host    TEXT NOT NULL,
+    pid     INTEGER NOT NULL,
+    expires REAL NOT NULL
+) WITHOUT ROWID
+"""
+# How long a claim outlives its owner's last renewal; renewed every third of it.
+LEASE_S: Final = 30.0
+Claim = Literal["mine", "answered", "held"]
+_CLAIMED_BY = "SELECT owner, host, pid, expires FROM claims WHERE key = ?"
 _BATCH = 500  # keys per SELECT, well under SQLite's bound-parameter limit
 
 
@@ -101,9 +126,15 @@ class Entry:
 class ResponseCache:
     """The SQLite store behind ``cache_key``; open one per run (``in_dir``) and close it when done."""
 
-    def __init__(self, path: Path, *, busy_timeout_s: float = 60.0):
+    def __init__(self, path: Path, *, busy_timeout_s: float = 60.0, lease_s: float = LEASE_S):
         self.path = Path(path)
         self._lock = threading.Lock()
+        self.lease_s = lease_s
+        self.host = socket.gethostname()
+        self.owner = f"{self.host}:{os.getpid()}:{secrets.token_hex(8)}"
+        self._held: set[str] = set()
+        self._closed = threading.Event()
+        self._renewer: threading.Thread | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
@@ -134,6 +165,8 @@ class ResponseCache:
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version={LAYOUT_VERSION}")
+            if layout in (0, LAYOUT_VERSION):
+                db.execute(_CLAIMS)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -198,6 +231,64 @@ class ResponseCache:
             removed += cursor.rowcount
         return removed
 
+    def claim(self, key: str) -> Claim:
+        """Take ``key`` before asking for it: "mine" (ask, then ``put`` or ``release``), "answered"
+        (read it with ``get``), or "held" by another live owner (wait, then try again)."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")  # the check and the take are one step for every process
+            try:
+                if self._db.execute("SELECT 1 FROM responses WHERE key = ?", (key,)).fetchone():
+                    status: Claim = "answered"
+                else:
+                    row = self._db.execute(_CLAIMED_BY, (key,)).fetchone()
+                    status = "held" if row and row[0] != self.owner and self._alive(*row[1:], now=now) else "mine"
+                    if status == "mine":
+                        self._db.execute(
+                            "INSERT OR REPLACE INTO claims (key, owner, host, pid, expires) VALUES (?, ?, ?, ?, ?)",
+                            (key, self.owner, self.host, os.getpid(), now + self.lease_s),
+                        )
+                        self._held.add(key)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            if status == "mine" and self._renewer is None:
+                self._renewer = threading.Thread(target=self._renew, name="fer-cache-lease", daemon=True)
+                self._renewer.start()
+        return status
+
+    def release(self, key: str) -> None:
+        """Give up a claim (the answer is stored, or the request failed and another run may try)."""
+        with self._lock:
+            self._db.execute("DELETE FROM claims WHERE key = ? AND owner = ?", (key, self.owner))
+            self._held.discard(key)
+
+    def _alive(self, host: str, pid: int, expires: float, *, now: float) -> bool:
+        if expires <= now:
+            return False
+        if host != self.host:
+            return True  # another machine's process cannot be asked; its lease decides
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # someone else's process, alive
+        return True
+
+    def _renew(self) -> None:
+        while not self._closed.wait(self.lease_s / 3):
+            with self._lock:
+                if self._closed.is_set():
+                    return
+                try:
+                    self._db.execute(
+                        "UPDATE claims SET expires = ? WHERE owner = ?", (time.time() + self.lease_s, self.owner)
+                    )
+                except sqlite3.Error:
+                    pass  # busy past the timeout: the next round renews, the lease has slack for it
+
     def count(self, *, model: str | None = None) -> int:
         """How many answers are stored (for one model id, or in all)."""
         with self._lock:
@@ -206,8 +297,18 @@ class ResponseCache:
             return self._db.execute("SELECT COUNT(*) FROM responses WHERE model = ?", (model,)).fetchone()[0]
 
     def close(self) -> None:
+        """Release every claim still held (a run that stopped early) and close the file."""
+        self._closed.set()
         with self._lock:
+            try:
+                if self._held:
+                    self._db.execute("DELETE FROM claims WHERE owner = ?", (self.owner,))
+            except sqlite3.Error:
+                pass  # the leases expire on their own
+            self._held.clear()
             self._db.close()
+        if self._renewer is not None:
+            self._renewer.join()
 
     def __enter__(self) -> ResponseCache:
         return self
