@@ -68,7 +68,7 @@ def test_a_corrupt_image_becomes_an_exclusion_when_the_user_opts_in(tmp_path):
     dataset = load(f"radiate:{tmp_path}?on_error=exclude")
     assert sorted(dataset.samples["sample_id"]) == ["BF01_AC", "WM02_HC"]
     exclusions = dataset.exclusions
-    assert list(exclusions.columns) == ["path", "reason", "detail", "race", "gender"]
+    assert list(exclusions.columns) == ["path", "sample_id", "reason", "detail", "race", "gender"]
     assert exclusions[["path", "reason", "race", "gender"]].values.tolist() == [
         ["BF01_AO.jpg", "unreadable image", "Black", "female"]
     ]
@@ -232,7 +232,7 @@ def test_exclusions_are_empty_with_the_attribute_columns_when_all_is_well(tmp_pa
     write_images(tmp_path, ["BF01_AC.jpg"])
     dataset = load(f"radiate:{tmp_path}?on_error=exclude")
     pd.testing.assert_frame_equal(
-        dataset.exclusions, pd.DataFrame(columns=["path", "reason", "detail", "race", "gender"])
+        dataset.exclusions, pd.DataFrame(columns=["path", "sample_id", "reason", "detail", "race", "gender"])
     )
 
 

@@ -77,6 +77,7 @@ class _Issue:
     path: str
     detail: str
     known: Mapping[str, str | None]
+    sample_id: str | None  # the id the sample would have had (None when its name says nothing)
 
 
 def dataset_root(spec: Spec, *, usage: str) -> Path:
@@ -165,11 +166,14 @@ class Checker:
         self._todo = dict(todo or {})
         self._issues: list[_Issue] = []
 
-    def flag(self, kind: str, path: str, detail: str = "", **known: str | None) -> None:
-        """Record a problem the loader found itself (a name it cannot parse, a label it cannot map)."""
+    def flag(
+        self, kind: str, path: str, detail: str = "", *, sample_id: str | None = None, **known: str | None
+    ) -> None:
+        """Record a problem the loader found itself (a name it cannot parse, a label it cannot map),
+        with the sample id the image would have had where its name gives one."""
         if kind not in KINDS:
             raise ValueError(f"unknown problem kind {kind!r}")
-        self._issues.append(_Issue(kind, path, detail, {a: known.get(a) for a in self.attributes}))
+        self._issues.append(_Issue(kind, path, detail, {a: known.get(a) for a in self.attributes}, sample_id))
 
     def image_files(self) -> list[str]:
         """Every image file under the root; folder links that leave the root are flagged, not walked."""
@@ -192,17 +196,20 @@ class Checker:
             if problem is None:
                 clean.append(row)
             else:
-                self.flag(problem[0], row["path"], problem[1], **{a: row.get(a) for a in self.attributes})
+                known = {a: row.get(a) for a in self.attributes}
+                self.flag(problem[0], row["path"], problem[1], sample_id=row["sample_id"], **known)
         self._stop_unless_excluded()
         return clean
 
     def exclusions(self) -> pd.DataFrame:
-        columns = ["path", "reason", "detail", *self.attributes]
+        # The id lets a predictions file's answer for an excluded sample be set aside (as the manifest's).
+        columns = ["path", "sample_id", "reason", "detail", *self.attributes]
         rows = [
-            {"path": i.path, "reason": KINDS[i.kind].reason, "detail": i.detail, **i.known}
+            {"path": i.path, "sample_id": i.sample_id, "reason": KINDS[i.kind].reason, "detail": i.detail, **i.known}
             for i in sorted(self._issues, key=lambda i: i.path)
         ]
-        return pd.DataFrame(rows, columns=columns)
+        frame = pd.DataFrame(rows, columns=columns)
+        return frame.astype(object).where(frame.notna(), None)  # unknown is None, as the manifest's
 
     def _problem(self, row: Mapping[str, str], same_id: list[str]) -> tuple[str, str] | None:
         located = path_problem(self.root, row["path"])

@@ -123,14 +123,16 @@ def _parse(rel: str, checker: Checker, reports: dict) -> dict[str, str] | None:
     model, photo = int(match["model"]), int(match["photo"])
     self_reports = reports.get((race, gender, model), {})
     known = {"race": RACES.get(race), "gender": GENDERS.get(gender), **self_reports}
-    if race not in RACES or gender not in GENDERS:
-        checker.flag("naming", rel, f"race must be one of {', '.join(RACES)}, gender F or M", **known)
-        return None
     subject = f"{race}{gender}-{model:03d}"
     rep = f"-{int(match['rep'])}" if match["rep"] else ""
+    sample_id = f"CFD-{subject}-{photo:03d}{rep}-{expr}"
+    if race not in RACES or gender not in GENDERS:
+        message = f"race must be one of {', '.join(RACES)}, gender F or M"
+        checker.flag("naming", rel, message, sample_id=sample_id, **known)
+        return None
     emotion, mouth = EXPRESSIONS.get(expr, (f"code {expr}", ""))  # an unknown code fails the label check
     return {
-        "sample_id": f"CFD-{subject}-{photo:03d}{rep}-{expr}",
+        "sample_id": sample_id,
         "path": rel,
         "emotion": emotion,
         "subject_id": subject,

@@ -127,7 +127,7 @@ def _parse(rel: str, pattern: re.Pattern[str], words: dict[str, str], checker: C
     race = next((FOLDERS[p.lower()] for p in reversed(path.parts[:-1]) if p.lower() in FOLDERS), "")
     match = pattern.fullmatch(path.stem)
     if match is None:
-        checker.flag("naming", rel, f"does not match {pattern.pattern}", race=race)
+        checker.flag("naming", rel, f"does not match {pattern.pattern}", sample_id=path.stem, race=race)
         return None
     found = match.groupdict()
     raw = found["expression"] or ""

@@ -164,11 +164,12 @@ def _parse(rel: str, checker: Checker) -> dict[str, str] | None:
         return None
     race, gender = match["race"].upper(), match["gender"].upper()
     known = {"race": RACES.get(race), "gender": GENDERS.get(gender)}
-    if race not in RACES or gender not in GENDERS:
-        checker.flag("naming", rel, f"race must be one of {', '.join(RACES)}, gender F or M", **known)
-        return None
     subject = f"{race}{gender}{int(match['model']):02d}"
     code = match["code"].upper()
+    if race not in RACES or gender not in GENDERS:
+        message = f"race must be one of {', '.join(RACES)}, gender F or M"
+        checker.flag("naming", rel, message, sample_id=f"{subject}_{code}", **known)
+        return None
     return {
         "sample_id": f"{subject}_{code}",
         "path": rel,

@@ -135,14 +135,16 @@ def _attributes(root: Path, stem: str, rel: str, checker: Checker) -> dict[str, 
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
-        checker.flag("no_value", rel, f"no readable attribute file {path.relative_to(root).as_posix()}")
+        checker.flag("no_value", rel, f"no readable attribute file {path.relative_to(root).as_posix()}", sample_id=stem)
         return None
     codes = [line.strip() for line in lines if len(line.split()) == 1]  # landmark lines have two numbers
     values = {attribute: table.get(code) for (attribute, table), code in zip(CODES.items(), codes, strict=False)}
     bad = [a for a in ATTRIBUTES if values.get(a) is None]
     if bad:
         given = ", ".join(f"{a} {codes[i] if i < len(codes) else 'missing'}" for i, a in enumerate(ATTRIBUTES))
-        checker.flag("no_value", rel, f"{path.name} gives {given}; expected codes {_expected()}", **values)
+        checker.flag(
+            "no_value", rel, f"{path.name} gives {given}; expected codes {_expected()}", sample_id=stem, **values
+        )
         return None
     return values
 
