@@ -10,30 +10,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Final
 
-from fer_fairness.labels import EMOTIONS
+from fer_fairness.labels import ALIAS_TO_EMOTION, ALIASES, EMOTIONS
 
-# Whole words only: "unhappy" is not "happy". Every synonym names exactly one canonical emotion.
-SYNONYMS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
-    {
-        "anger": ("anger", "angry", "angered", "mad", "furious", "enraged", "rage", "irritated", "annoyed"),
-        "contempt": ("contempt", "contemptuous", "disdain", "disdainful", "scorn", "scornful"),
-        "disgust": ("disgust", "disgusted", "revulsion", "revolted", "repulsed"),
-        "fear": ("fear", "fearful", "afraid", "scared", "frightened", "terrified"),
-        "happiness": ("happiness", "happy", "joy", "joyful", "joyous", "glad", "cheerful", "delighted"),
-        "neutral": ("neutral", "expressionless"),
-        "sadness": ("sadness", "sad", "sorrow", "sorrowful", "unhappy", "unhappiness"),
-        "surprise": ("surprise", "surprised", "astonished", "astonishment", "amazed", "amazement"),
-        "calm": ("calm", "relaxed", "serene", "peaceful"),
-    }
-)
-WORD_TO_EMOTION: Final[Mapping[str, str]] = MappingProxyType(
-    {word: emotion for emotion, words in SYNONYMS.items() for word in words}
-)
+# Whole words only: "unhappy" is not "happy". The synonym table is the label vocabulary's (labels.py).
+SYNONYMS: Final = ALIASES
+WORD_TO_EMOTION: Final = ALIAS_TO_EMOTION
 
 # A negator cancels a mention up to this many words later in the same clause ("does not look angry").
 NEGATION_WINDOW: Final = 4
