@@ -138,6 +138,33 @@ def hub_cache() -> str:
         return "the Hugging Face cache"
 
 
+def weights_identity(source: str, revision: str | None, *, local: bool) -> str:
+    """What names a transformers checkpoint in cache keys: ``sha256:...`` of a local folder's content,
+    or ``hub:REPO@COMMIT`` of a cached hub snapshot (the commit, so a moved ``main`` is a different model)."""
+    if local:
+        return f"sha256:{content_digest(Path(source))}"
+    from transformers.utils import cached_file
+
+    repo = source
+
+    resolved = cached_file(repo, "config.json", revision=revision, local_files_only=True)
+    folder = Path(resolved).parent if resolved else None
+    commit = folder.name if folder is not None and folder.parent.name == "snapshots" else revision
+    return f"hub:{repo}@{commit or 'unknown'}"
+
+
+def load_failure(what: str, source: str, error: Exception, *, local: bool) -> str:
+    """One line for weights that would not load: the folder, or where the hub cache was searched."""
+    reason = " ".join(str(error).split())[:300]
+    if local:
+        return f"{what}: cannot load the model folder {source}: {reason}"
+    offline = " with the hub offline (HF_HUB_OFFLINE is set)" if hub_offline() else ""
+    return (
+        f"{what}: cannot load {source}: looked in {hub_cache()}{offline}; download it once or give a "
+        f"local model folder ({reason})"
+    )
+
+
 def versions(*distributions: str) -> dict[str, str]:
     """Installed versions of the named distributions (``absent`` where not installed)."""
     found = {}

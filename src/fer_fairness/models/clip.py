@@ -27,7 +27,7 @@ from tqdm import tqdm
 from fer_fairness.datasets._table import Dataset
 from fer_fairness.errors import ConfigError, ModelError
 from fer_fairness.labels import EMOTIONS
-from fer_fairness.models._base import PredictContext
+from fer_fairness.models._base import SCORE_PREFIX, PredictContext
 from fer_fairness.models._torch import (
     batched,
     choose_device,
@@ -46,7 +46,6 @@ from fer_fairness.specs import Spec, check_options
 
 # Bump when the embedding procedure changes: it is part of every embedding cache key.
 EMBEDDING_VERSION = 1
-SCORE_PREFIX = "score_"  # zero-shot: one column of class probabilities per label
 
 
 TEMPLATE_FIELDS: Final = ("label", "adjective")

@@ -33,13 +33,13 @@ from fer_fairness.models._torch import (
     batched,
     choice_option,
     choose_device,
-    content_digest,
-    hub_cache,
     hub_offline,
     int_option,
+    load_failure,
     load_rgb,
     looks_like_path,
     versions,
+    weights_identity,
 )
 from fer_fairness.models.parsing import WORD_TO_EMOTION
 from fer_fairness.models.prompts import TEMPLATES
@@ -125,27 +125,11 @@ class PaliGemma:
             )
         except (OSError, ValueError) as error:  # transformers' missing file / unrecognised config
             raise ModelError(self._load_failure(error)) from error
-        identity = f"sha256:{content_digest(Path(self.source))}" if self.local else self._hub_identity()
+        identity = weights_identity(self.source, self.revision, local=self.local)
         return model.to(self.device).eval(), processor, identity
 
-    def _hub_identity(self) -> str:
-        """``hub:REPO@COMMIT``: the snapshot's commit, so a moved ``main`` is a different model."""
-        from transformers.utils import cached_file
-
-        resolved = cached_file(self.source, "config.json", revision=self.revision, local_files_only=True)
-        folder = Path(resolved).parent if resolved else None
-        commit = folder.name if folder is not None and folder.parent.name == "snapshots" else self.revision
-        return f"hub:{self.source}@{commit or 'unknown'}"
-
     def _load_failure(self, error: Exception) -> str:
-        reason = " ".join(str(error).split())[:300]
-        if self.local:
-            return f"paligemma: cannot load the model folder {self.source}: {reason}"
-        offline = " with the hub offline (HF_HUB_OFFLINE is set)" if hub_offline() else ""
-        return (
-            f"paligemma: cannot load {self.source}: looked in {hub_cache()}{offline}; download it once or give a "
-            f"local model folder ({reason})"
-        )
+        return load_failure("paligemma", self.source, error, local=self.local)
 
     def settings(self) -> dict[str, object]:
         """Everything that decides the generated text (the device only through the dtype)."""
