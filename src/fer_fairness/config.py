@@ -9,27 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from fer_fairness.criteria.catalogue import BUILTIN, Criterion
 from fer_fairness.errors import ConfigError
 from fer_fairness.labels import EMOTIONS
 
 Mode = Literal["harm", "equivalence"]
 Correction = Literal["holm", "bh"]
 
-CRITERIA = (
-    "accuracy_gap",
-    "accuracy_gap_stratified",
-    "recall_gap",
-    "confusion_ratio",
-    "non_answer_gap",
-    "accuracy_floor",
-    "association",
-    "association_stratified",
-)
+# The built-in criteria's names, in the policy's order (each is defined once, in criteria/catalogue.py).
+CRITERIA = tuple(c.name for c in BUILTIN)
 
 
 @dataclass(frozen=True)
@@ -50,7 +43,7 @@ def _number(low: float, high: float, *, low_open: bool = False, high_open: bool 
         return above and below
 
     left, right = "(" if low_open else "[", ")" if high_open else "]"
-    return _Rule(f"a number in {left}{low}, {high}{right}", check, default)
+    return _Rule(f"a number in {left}{low:g}, {high:g}{right}", check, default)
 
 
 def _integer(low: int, high: int, *, default: int) -> _Rule:
@@ -141,22 +134,15 @@ _GROUPS: dict[str, _Rule] = {
 }
 
 _COMMON = {"enabled": _boolean(True), "owner": _text(), "rationale": _text()}
-_DIFFERENCE = _number(0, 1, low_open=True, default=0.05)
-_CRITERIA: dict[str, dict[str, _Rule]] = {
-    "accuracy_gap": {**_COMMON, "tolerance": _DIFFERENCE},
-    "accuracy_gap_stratified": {**_COMMON, "tolerance": _DIFFERENCE},
-    "recall_gap": {**_COMMON, "tolerance": _number(0, 1, low_open=True, default=0.10)},
-    "confusion_ratio": {
-        **_COMMON,
-        "tolerance": _number(1, 100, low_open=True, default=1.5),
-        "pairs": _pairs("all"),
-    },
-    "non_answer_gap": {**_COMMON, "tolerance": _number(0, 1, low_open=True, default=0.02)},
-    "accuracy_floor": {**_COMMON, "minimum": _number(0, 1, high_open=True, default=0.5)},
-    "association": {**_COMMON, "tolerance": _number(0, 1, low_open=True, default=0.10)},
-    "association_stratified": {**_COMMON, "tolerance": _number(0, 1, low_open=True, default=0.10)},
-}
-assert set(_CRITERIA) == set(CRITERIA)  # one list of criteria, checked at import
+# Further keys a criterion may declare (Criterion.options), each with its rule.
+_OPTIONS: dict[str, _Rule] = {"pairs": _pairs("all")}
+
+
+def _rules(criterion: Criterion) -> dict[str, _Rule]:
+    """A criterion's thresholds keys: the common ones, its band's key, and the options it declares."""
+    b = criterion.threshold
+    band = _number(b.low, b.high, low_open=b.low_open, high_open=b.high_open, default=b.default)
+    return {**_COMMON, b.key: band, **{key: _OPTIONS[key] for key in criterion.options}}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,9 +178,15 @@ class Thresholds:
     intersection_comparisons: Literal["like-with-like", "one-reference"]
     reference: Mapping[str, str] = field(default_factory=dict)
     criteria: Mapping[str, CriterionConfig] = field(default_factory=dict)
+    # Every criterion this run knows, built-in and added, in order (name -> definition).
+    definitions: Mapping[str, Criterion] = field(default_factory=lambda: {c.name: c for c in BUILTIN})
 
     def criterion(self, name: str) -> CriterionConfig:
         return self.criteria[name]
+
+    def enabled(self) -> list[Criterion]:
+        """The definitions of the enabled criteria, in order."""
+        return [c for name, c in self.definitions.items() if self.criteria[name].enabled]
 
 
 def _fail(source: str, key: str, allowed: str, given: Any) -> ConfigError:
@@ -218,8 +210,14 @@ def _read_table(table: Any, rules: Mapping[str, _Rule], *, source: str, prefix: 
     return values
 
 
-def parse_thresholds(document: Mapping[str, Any], *, source: str, digest: str = "") -> Thresholds:
-    """Validate a parsed TOML document into Thresholds (``source`` names the file in messages)."""
+def parse_thresholds(
+    document: Mapping[str, Any], *, source: str, digest: str = "", criteria: Sequence[Criterion] = BUILTIN
+) -> Thresholds:
+    """Validate a parsed TOML document into Thresholds (``source`` names the file in messages).
+
+    ``criteria`` are the criteria the run knows (the built-in ones, plus any a conftest or package adds).
+    """
+    definitions = {c.name: c for c in criteria}
     sections = {"settings", "groups", "reference", "criteria"}
     for key in document:
         if key not in sections:
@@ -239,10 +237,10 @@ def parse_thresholds(document: Mapping[str, Any], *, source: str, digest: str = 
         raise _fail(source, "criteria", "a table of criteria", raw_criteria)
     criteria = {}
     for name in raw_criteria:
-        if name not in _CRITERIA:
-            raise _fail(source, f"criteria.{name}", "one of the criteria (" + ", ".join(CRITERIA) + ")", name)
-    for name, rules in _CRITERIA.items():
-        values = _read_table(raw_criteria.get(name, {}), rules, source=source, prefix=f"criteria.{name}.")
+        if name not in definitions:
+            raise _fail(source, f"criteria.{name}", "one of the criteria (" + ", ".join(definitions) + ")", name)
+    for name, definition in definitions.items():
+        values = _read_table(raw_criteria.get(name, {}), _rules(definition), source=source, prefix=f"criteria.{name}.")
         pairs = values.get("pairs")
         criteria[name] = CriterionConfig(
             name=name,
@@ -263,14 +261,17 @@ def parse_thresholds(document: Mapping[str, Any], *, source: str, digest: str = 
         intersection_comparisons=groups["intersection_comparisons"],
         reference=dict(reference),
         criteria=criteria,
+        definitions=definitions,
         **settings,
     )
 
 
-def load_thresholds(path: Path | None) -> Thresholds:
+def load_thresholds(path: Path | None, *, criteria: Sequence[Criterion] = BUILTIN) -> Thresholds:
     """Load and validate a thresholds file; ``None`` gives the built-in defaults."""
     if path is None:
-        return parse_thresholds({}, source="built-in defaults", digest=hashlib.sha256(b"").hexdigest()[:16])
+        return parse_thresholds(
+            {}, source="built-in defaults", digest=hashlib.sha256(b"").hexdigest()[:16], criteria=criteria
+        )
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -279,4 +280,4 @@ def load_thresholds(path: Path | None) -> Thresholds:
         document = tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    return parse_thresholds(document, source=str(path), digest=hashlib.sha256(data).hexdigest()[:16])
+    return parse_thresholds(document, source=str(path), digest=hashlib.sha256(data).hexdigest()[:16], criteria=criteria)

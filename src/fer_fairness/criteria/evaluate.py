@@ -1,8 +1,8 @@
 """From count tensors to verdict records: enumerate comparisons, correct each family once, decide.
 
-Criteria are data: the table CRITERIA below says, for each, what it compares (pairs of groups,
-single groups, or a whole attribute), over which details (emotions, confusion pairs), and which
-measure it uses. One factory turns that table into records.
+Criteria are data (criteria/catalogue.py): each says what it compares (pairs of groups, single
+groups, or a whole attribute), over which details (emotions, confusion pairs), and which measure it
+uses. This module turns them into records, the same way for built-in criteria and a user's own.
 """
 
 from __future__ import annotations
@@ -11,19 +11,20 @@ import hashlib
 import itertools
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from fer_fairness import stats
-from fer_fairness.config import CriterionConfig, Thresholds
+from fer_fairness.config import Thresholds
 from fer_fairness.counts import CountTensor
-from fer_fairness.criteria import measures
+from fer_fairness.criteria.catalogue import Criterion
 from fer_fairness.criteria.measures import Measure
 from fer_fairness.criteria.messages import explain
 from fer_fairness.criteria.records import Record
 from fer_fairness.criteria.verdict import Rule, Verdict, decide
+from fer_fairness.errors import ConfigError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,146 +67,13 @@ class Table:
     pairs: tuple[tuple[str, str], ...]  # (group, reference)
 
 
-# -- what each criterion measures --------------------------------------------------------------
-# A selector maps counts of shape (..., T, O) to (events, evaluated images), each of shape (...),
-# so one selector serves a group's slice and every person's slice alike. Samples whose answer never
-# arrived (NOT_EVALUATED) are in no denominator: they were not evaluated.
-
-Selector = Callable[[np.ndarray, CountTensor, str | None], tuple[np.ndarray, np.ndarray]]
-
-
-def _correct(c: np.ndarray, t: CountTensor, _: str | None):
-    return (c * t.correct_mask()).sum(axis=(-2, -1)), c[..., t.evaluated_mask()].sum(axis=(-2, -1))
-
-
-def _non_answer(c: np.ndarray, t: CountTensor, _: str | None):
-    return c[..., t.model_non_answer_mask()].sum(axis=(-2, -1)), c[..., t.evaluated_mask()].sum(axis=(-2, -1))
-
-
-def _recall(c: np.ndarray, t: CountTensor, emotion: str | None):
-    row = c[..., t.labels.index(emotion), :]
-    return row[..., t.outcomes.index(emotion)], row[..., t.evaluated_mask()].sum(axis=-1)
-
-
-def _confusion(c: np.ndarray, t: CountTensor, pair: str | None):
-    true, wrong = pair.split("->")
-    row = c[..., t.labels.index(true), :]
-    return row[..., t.outcomes.index(wrong)], row[..., t.evaluated_mask()].sum(axis=-1)
-
-
-def _share(t: CountTensor, group: str, select: Selector, detail: str | None) -> measures.Share:
-    """One group's events and evaluated images, with its persons' counts where images repeat."""
-    g = t.groups.index(group)
-    x, n = select(t.counts[g], t, detail)
-    clusters = t.clusters
-    if clusters is None:
-        return measures.Share.of(x, n)
-    return measures.Share.of(x, n, select(clusters.counts[clusters.group == g], t, detail))
-
-
-def _proportion(select: Selector, *, compare: str, what: Callable[[str | None], str]):
-    """A pair measure from a selector; ``what`` names the denominator in words for a reason."""
-
-    def pair_measure(table: Table, group: str, reference: str, detail: str | None, cfg: CriterionConfig, metric: str):
-        t = table.tensor
-        return measures.two_proportions(
-            compare=compare,
-            metric=metric,
-            group=group,
-            reference=reference,
-            a=_share(t, group, select, detail),
-            b=_share(t, reference, select, detail),
-            tolerance=cfg.threshold,
-            what=what(detail),
-        )
-
-    return pair_measure
-
-
-def _faces(_detail: str | None) -> str:
-    return "evaluated faces"
-
-
-def _emotion_faces(detail: str | None) -> str:
-    return f"{detail.split('->')[0]} faces (evaluated)"
-
-
-def _strata(t: CountTensor, g: int) -> tuple[np.ndarray, np.ndarray]:
-    """Correct and evaluated counts per true emotion of group g."""
-    c = t.counts[g]
-    return (c * t.correct_mask()).sum(axis=1), c[:, t.evaluated_mask()].sum(axis=1)
-
-
-def _stratified(table: Table, group: str, reference: str, _detail, cfg: CriterionConfig, _metric: str) -> Measure:
-    t = table.tensor
-    (x1, n1), (x0, n0) = _strata(t, t.groups.index(group)), _strata(t, t.groups.index(reference))
-    return measures.stratified_difference(
-        group=group,
-        reference=reference,
-        labels=t.labels,
-        x1=x1,
-        n1=n1,
-        x0=x0,
-        n0=n0,
-        a=_share(t, group, _correct, None),
-        b=_share(t, reference, _correct, None),
-        tolerance=cfg.threshold,
-    )
-
-
-def _no_details(_t: CountTensor, _cfg: CriterionConfig) -> list[str | None]:
-    return [None]
-
-
-def _emotions(t: CountTensor, _cfg: CriterionConfig) -> list[str | None]:
-    return list(t.labels)
-
-
-def _confusion_pairs(t: CountTensor, cfg: CriterionConfig) -> list[str | None]:
-    if cfg.pairs is None:
-        return [f"{i}->{j}" for i in t.labels for j in t.labels if i != j]
-    return [f"{i}->{j}" for i, j in cfg.pairs]  # checked against each dataset's labels on load
-
-
-@dataclass(frozen=True)
-class CriterionSpec:
-    shape: str  # "pair": group vs reference; "group": each group alone; "attribute": all groups at once
-    metric: str
-    details: Callable[[CountTensor, CriterionConfig], list[str | None]] = _no_details
-    pair_measure: Callable[..., Measure] | None = None
-
-
-CRITERIA: dict[str, CriterionSpec] = {
-    "accuracy_gap": CriterionSpec(
-        "pair", "accuracy difference", pair_measure=_proportion(_correct, compare="difference", what=_faces)
-    ),
-    "accuracy_gap_stratified": CriterionSpec("pair", "stratified accuracy difference", pair_measure=_stratified),
-    "recall_gap": CriterionSpec(
-        "pair", "recall difference", _emotions, _proportion(_recall, compare="difference", what=_emotion_faces)
-    ),
-    "confusion_ratio": CriterionSpec(
-        "pair",
-        "confusion rate ratio",
-        _confusion_pairs,
-        _proportion(_confusion, compare="ratio", what=_emotion_faces),
-    ),
-    "non_answer_gap": CriterionSpec(
-        "pair",
-        "non-answer rate difference",
-        pair_measure=_proportion(_non_answer, compare="difference", what=_faces),
-    ),
-    "accuracy_floor": CriterionSpec("group", "accuracy"),
-    "association": CriterionSpec("attribute", "accuracy spread"),
-    "association_stratified": CriterionSpec("attribute", "standardised accuracy spread"),
-}
-
-
 def _rng_for(seed: int, key: str) -> np.random.Generator:
     """A generator per test, so a result never depends on which other tests ran before it."""
     return np.random.default_rng([seed, int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")])
 
 
-def _subjects(table: Table, name: str, spec: CriterionSpec, thresholds: Thresholds, seed: int) -> Iterator[Subject]:
+def _subjects(table: Table, criterion: Criterion, thresholds: Thresholds, seed: int) -> Iterator[Subject]:
+    name = criterion.name
     t, cfg = table.tensor, thresholds.criterion(name)
     evaluated = t.counts[:, :, t.evaluated_mask()].sum(axis=(1, 2))
     sizes = dict(zip(t.groups, evaluated.tolist(), strict=True))  # min_group_size counts evaluated faces
@@ -216,51 +84,61 @@ def _subjects(table: Table, name: str, spec: CriterionSpec, thresholds: Threshol
         small = [f"{g} (n={sizes[g]})" for g in groups if sizes[g] < minimum]
         return f"{', '.join(small)} below min_group_size = {minimum}" if small else ""
 
-    if spec.shape == "pair":
-        for (group, reference), detail in itertools.product(table.pairs, spec.details(t, cfg)):
+    details = criterion.detail_list(t, cfg)
+    if criterion.shape == "pair":
+        for (group, reference), detail in itertools.product(table.pairs, details):
             n = {group: sizes[group], reference: sizes[reference]}
             untested = too_small((group, reference))
-            measure = None if untested else spec.pair_measure(table, group, reference, detail, cfg, spec.metric)
+            measure = None if untested else _measured(criterion, table, group, reference, detail, cfg)
             yield Subject(
                 **base, group=group, reference=reference, detail=detail, n=n, measure=measure, untested=untested
             )
-    elif spec.shape == "group":
-        for group in t.groups:
+    elif criterion.shape == "group":
+        for group, detail in itertools.product(t.groups, details):
             untested = too_small((group,))
-            measure = None
-            if not untested:
-                measure = measures.accuracy_floor(
-                    group=group, share=_share(t, group, _correct, None), minimum=cfg.threshold
-                )
+            measure = None if untested else _measured(criterion, table, group, detail, cfg)
             yield Subject(
                 **base,
                 group=group,
                 reference=None,
-                detail=None,
+                detail=detail,
                 n={group: sizes[group]},
                 measure=measure,
                 untested=untested,
             )
     else:
         kept = tuple(g for g in t.groups if sizes[g] >= minimum)
-        subject = Subject(**base, group="", reference=None, detail=None, n=sizes, measure=None)
-        if len(kept) < 2:
-            untested = f"fewer than two groups reach min_group_size = {minimum}"
-            yield Subject(**{**subject.__dict__, "untested": untested})
-            return
-        strata = [_strata(t, t.groups.index(g)) for g in kept]
-        measure = measures.accuracy_spread(
-            groups=kept,
-            hits=np.array([h for h, _ in strata]),
-            totals=np.array([n for _, n in strata]),
-            shares=[_share(t, g, _correct, None) for g in kept],
-            stratified=name.endswith("stratified"),
-            tolerance=cfg.threshold,
-            rng=_rng_for(seed, subject.test_id + name),
+        for detail in details:
+            subject = Subject(**base, group="", reference=None, detail=detail, n=sizes, measure=None)
+            if len(kept) < 2:
+                untested = f"fewer than two groups reach min_group_size = {minimum}"
+                yield Subject(**{**subject.__dict__, "untested": untested})
+                continue
+            rng = _rng_for(seed, subject.test_id + name)
+            measure = _measured(criterion, table, kept, cfg, rng)
+            left_out = too_small(g for g in t.groups if g not in kept)
+            note = f"left out of the comparison: {left_out}" if left_out else ""
+            yield Subject(**{**subject.__dict__, "measure": measure, "note": note})
+
+
+def _measured(criterion: Criterion, *args) -> Measure:
+    """The criterion's measure; one from outside the package that fails or returns something else is
+    a ConfigError naming it (the user's code, not a bug of the suite)."""
+    if criterion.source == "fer-fairness":
+        return criterion.measure(*args)
+    try:
+        measure = criterion.measure(*args)
+    except Exception as error:
+        text = " ".join(str(error).split())[:300]
+        raise ConfigError(
+            f"criterion '{criterion.name}' ({criterion.source}): its measure failed: {type(error).__name__}: {text}"
+        ) from error
+    if not isinstance(measure, Measure):
+        raise ConfigError(
+            f"criterion '{criterion.name}' ({criterion.source}): its measure returned {type(measure).__name__}, "
+            "not a Measure (fer_fairness.rate_gap builds one from a selector)"
         )
-        left_out = too_small(g for g in t.groups if g not in kept)
-        note = f"left out of the comparison: {left_out}" if left_out else ""
-        yield Subject(**{**subject.__dict__, "measure": measure, "note": note})
+    return measure
 
 
 def _family_key(subject: Subject, thresholds: Thresholds) -> str:
@@ -274,18 +152,16 @@ def _family_alpha(thresholds: Thresholds) -> float:
     share alpha (Bonferroni over the K enabled criteria), so the gate as a whole holds alpha."""
     if thresholds.family != "gate":
         return thresholds.alpha
-    enabled = sum(thresholds.criterion(name).enabled for name in CRITERIA)
-    return thresholds.alpha / max(enabled, 1)
+    return thresholds.alpha / max(len(thresholds.enabled()), 1)
 
 
 def evaluate(tables: list[Table], *, thresholds: Thresholds, seed: int) -> list[Record]:
     """Every enabled criterion over every table, corrected per family, decided."""
     subjects = [
         subject
-        for name, spec in CRITERIA.items()
-        if thresholds.criterion(name).enabled
+        for criterion in thresholds.enabled()
         for table in tables
-        for subject in _subjects(table, name, spec, thresholds, seed)
+        for subject in _subjects(table, criterion, thresholds, seed)
     ]
     families: dict[str, list[Subject]] = defaultdict(list)
     for subject in subjects:
@@ -392,7 +268,7 @@ def _record(
         why = subject.untested or (measure.undefined if measure else "") or "the statistic is undefined"
         record = Record(
             **common,
-            metric=measure.metric if measure else CRITERIA[subject.criterion].metric,
+            metric=measure.metric if measure else thresholds.definitions[subject.criterion].metric,
             verdict=Verdict.INCONCLUSIVE,
             rule=str(Rule.UNDEFINED),
             estimate=None,
