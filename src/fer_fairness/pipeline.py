@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import platform
 import sys
@@ -17,14 +18,12 @@ from fer_fairness.config import Thresholds
 from fer_fairness.counts import GROUP_JOIN, build_counts, join_outcomes
 from fer_fairness.criteria.evaluate import Table, evaluate
 from fer_fairness.criteria.records import Record
-from fer_fairness.datasets import DATASETS
-from fer_fairness.datasets._table import Dataset
-from fer_fairness.errors import ConfigError, DatasetError
+from fer_fairness.datasets._table import Dataset, check_dataset
+from fer_fairness.errors import ConfigError, DatasetError, FairnessError
 from fer_fairness.evaluated import check_evaluated, count_not_evaluated
-from fer_fairness.models import MODELS
-from fer_fairness.models._base import Model, PredictContext
+from fer_fairness.models._base import Model, PredictContext, check_model, check_outcomes
 from fer_fairness.session import RunState
-from fer_fairness.specs import Spec
+from fer_fairness.specs import Registry, Spec
 
 _VERSIONS = ("numpy", "scipy", "statsmodels", "pandas", "scikit-learn", "pytest")
 
@@ -33,14 +32,15 @@ def run(state: RunState) -> tuple[list[Record], dict[str, Any]]:
     """Every model on every dataset, every grouping, every criterion: the records and the run facts."""
     started = time.perf_counter()
     datasets = [_load_dataset(state, spec) for spec in state.dataset_specs]
-    models = [_build_model(spec) for spec in state.model_specs]
+    models = [_build_model(state, spec) for spec in state.model_specs]
     _unique("dataset", [d.name for d in datasets])
     _unique("model", [m.name for m in models])
     context = PredictContext(seed=state.seed, cache_dir=state.cache_dir, progress=state.progress, **state.limits)
     tables: list[Table] = []
     for model, dataset in itertools.product(models, datasets):
         state.say(f"fer-fairness: {model.name} on {dataset.name} ({len(dataset.samples)} images)")
-        outcomes = _without_excluded(model.predict(dataset, context=context), dataset)
+        predicted = check_outcomes(model.predict(dataset, context=context), model=model.name, dataset=dataset.name)
+        outcomes = _without_excluded(predicted, dataset)
         joined = join_outcomes(dataset.samples, outcomes, model=model.name, dataset=dataset.name)
         check_evaluated(outcomes, model=model, dataset=dataset.name, limit=state.thresholds.max_not_evaluated)
         tables.extend(_tables(state, model.name, dataset, joined))
@@ -65,12 +65,46 @@ def _without_excluded(outcomes: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
 
 
 def _load_dataset(state: RunState, spec: Spec) -> Dataset:
-    loader = DATASETS.factory(spec.kind)
-    return loader(spec, cache_dir=state.cache_dir, seed=state.seed, progress=state.progress)
+    context = {"cache_dir": state.cache_dir, "seed": state.seed, "progress": state.progress}
+    if spec.kind in state.datasets.entries:
+        return state.datasets.build(spec, **context)
+    return check_dataset(_from_outside(state.datasets, spec, context, what="dataset"), spec)
 
 
-def _build_model(spec: Spec) -> Model:
-    return MODELS.factory(spec.kind)(spec)
+def _build_model(state: RunState, spec: Spec) -> Model:
+    if spec.kind in state.models.entries:
+        return state.models.build(spec)
+    return check_model(_from_outside(state.models, spec, {}, what="model"), spec)
+
+
+def _from_outside(registry: Registry, spec: Spec, context: dict[str, Any], *, what: str) -> Any:
+    """A dataset or model added by a conftest hook or an installed package: a ready object, or a
+    factory called with the spec (and whichever of ``context`` its signature asks for). The user's
+    code failing is one line naming the kind, not a traceback."""
+    made = registry.factory(spec.kind)
+    if not callable(made) or isinstance(made, Dataset) or (hasattr(made, "predict") and not isinstance(made, type)):
+        if spec.target or spec.options:
+            raise ConfigError(f"{what} '{spec.text}': '{spec.kind}' is a ready {what}; it takes no target or options")
+        return made
+    wanted = _accepted(made, context)
+    try:
+        return made(spec, **wanted)
+    except FairnessError:
+        raise
+    except Exception as error:
+        text = " ".join(str(error).split())[:300]
+        raise ConfigError(f"{what} '{spec.text}': its factory failed: {type(error).__name__}: {text}") from error
+
+
+def _accepted(factory: Any, context: dict[str, Any]) -> dict[str, Any]:
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return dict(context)
+    names = {p.name for p in parameters}
+    return {k: v for k, v in context.items() if k in names}
 
 
 def _tables(state: RunState, model: str, dataset: Dataset, joined: pd.DataFrame) -> list[Table]:

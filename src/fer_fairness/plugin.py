@@ -11,13 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from fer_fairness.config import CRITERIA, load_thresholds
+from fer_fairness import hooks
+from fer_fairness.config import load_thresholds
+from fer_fairness.criteria import catalogue
 from fer_fairness.criteria.records import Record
 from fer_fairness.datasets import DATASETS
-from fer_fairness.errors import DatasetWarning, FairnessError
+from fer_fairness.errors import ConfigError, DatasetWarning, FairnessError
 from fer_fairness.models import MODELS
 from fer_fairness.report.collector import ReportCollector, xml_name
 from fer_fairness.session import RunState
+from fer_fairness.specs import Registry
 
 STATE = pytest.StashKey[RunState]()
 FAIRNESS_RUN = pytest.StashKey[bool]()
@@ -30,15 +33,15 @@ PLANNED_KEY = "fer_fairness_planned"  # xdist workeroutput key: how many fairnes
 RECORD_ARG = "fairness_record"
 
 
-def _number(kind: type, *, low: float, words: str):
-    """An argparse type: the value as ``kind``, finite and at least ``low``, else the user's value quoted."""
+def _number(kind: type, *, low: float, words: str, high: float = math.inf):
+    """An argparse type: the value as ``kind``, finite and in [low, high], else the user's value quoted."""
 
     def parse(value: str):
         try:
             number = kind(value)
         except ValueError:
             number = None
-        if number is None or not low <= number < math.inf:  # NaN fails both; 'inf' would never time out
+        if number is None or not low <= number < math.inf or number > high:  # NaN fails; 'inf' never times out
             raise argparse.ArgumentTypeError(f"must be {words}, got {value!r}")
         return number
 
@@ -46,6 +49,10 @@ def _number(kind: type, *, low: float, words: str):
 
 
 _seed = _number(int, low=0, words="a non-negative integer")
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hooks)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -84,10 +91,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--fairness-concurrency",
-        type=_number(int, low=1, words="a positive integer"),
+        # More threads than this is a typo (4000 for 40) opening thousands of connections; NaN is refused.
+        type=_number(int, low=1, high=256, words="an integer from 1 to 256"),
         default=4,
         metavar="N",
-        help="API models: requests in flight at once (default: 4)",
+        help="API models: requests in flight at once, 1 to 256 (default: 4)",
     )
     group.addoption(
         "--fairness-timeout",
@@ -153,9 +161,11 @@ def pytest_configure(config: pytest.Config) -> None:
     report_dir = _path(config, o.fairness_report_dir, "reports")
     try:
         state = RunState.from_options(
-            thresholds=load_thresholds(thresholds_path),
+            thresholds=load_thresholds(thresholds_path, criteria=_criteria(config)),
             datasets=o.fairness_dataset,
             models=o.fairness_model,
+            dataset_registry=_registry(config, DATASETS, config.hook.pytest_fairness_datasets),
+            model_registry=_registry(config, MODELS, config.hook.pytest_fairness_models),
             seed=o.fairness_seed or 0,
             cache_dir=_path(config, o.fairness_cache_dir, ".fairness-cache"),
             report_dir=report_dir,
@@ -180,6 +190,53 @@ def pytest_configure(config: pytest.Config) -> None:
         o.xmlpath = str(report_dir / "junit.xml")
     collector = ReportCollector(config, state=state, facts_key=FACTS_KEY, planned_key=PLANNED_KEY, planned=PLANNED)
     config.pluginmanager.register(collector, "fer_fairness_report")
+
+
+CRITERIA_GROUP = "fer_fairness.criteria"  # entry points of installed packages' criteria
+
+
+def _implementations(config: pytest.Config, hook) -> list[tuple[str, object]]:
+    """What each implementation of one of our hooks returned, with where it lives (for messages)."""
+    results = []
+    for impl in hook.get_hookimpls():
+        where = f"{hook.name} in {impl.plugin_name}"
+        kwargs = {"config": config} if "config" in impl.argnames else {}
+        try:
+            result = impl.function(**kwargs)
+        except FairnessError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        except Exception as exc:  # the user's code failed: one line naming it, not a traceback
+            raise ConfigError(f"{where} failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from exc
+        if result is not None:
+            results.append((where, result))
+    return results
+
+
+def _registry(config: pytest.Config, registry: Registry, hook) -> Registry:
+    for where, added in _implementations(config, hook):
+        registry = registry.with_added(added, source=where)
+    return registry
+
+
+def _criteria(config: pytest.Config) -> list[catalogue.Criterion]:
+    """The built-in criteria, then installed packages' (entry points), then the conftest hooks'."""
+    from importlib.metadata import entry_points
+
+    criteria = list(catalogue.BUILTIN)
+    for point in entry_points(group=CRITERIA_GROUP):
+        where = f"entry point '{point.name}' of {getattr(point.dist, 'name', point.value)} ({CRITERIA_GROUP})"
+        try:
+            loaded = point.load()
+        except Exception as exc:
+            raise pytest.UsageError(f"{where} cannot be loaded: {type(exc).__name__}: {exc}") from None
+        loaded = loaded if isinstance(loaded, list | tuple) else [loaded]
+        criteria += catalogue.check(loaded, source=where, known=criteria)
+    for where, added in _implementations(config, config.hook.pytest_fairness_criteria):
+        added = [added] if isinstance(added, catalogue.Criterion) else added
+        if isinstance(added, str | bytes) or not hasattr(added, "__iter__"):
+            raise ConfigError(f"{where} must return criteria (a list of fer_fairness.Criterion); got {added!r}")
+        criteria += catalogue.check(added, source=where, known=criteria)
+    return criteria
 
 
 _PATH_OPTIONS = ("--fairness-thresholds", "--fairness-report-dir", "--fairness-cache-dir", "--fairness-dataset")
@@ -214,7 +271,7 @@ def _check_rootdir(config: pytest.Config) -> None:
 def _check_fairness_run(state: RunState, folders: dict[str, Path]) -> None:
     """Mistakes that would otherwise surface only after every test ran, or never: usage errors now."""
     thresholds = state.thresholds
-    if not any(thresholds.criterion(name).enabled for name in CRITERIA):
+    if not thresholds.enabled():
         raise pytest.UsageError(
             f"every criterion is disabled in {thresholds.source}; enable at least one (enabled = true) to gate on it"
         )
@@ -290,7 +347,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if marker is None or RECORD_ARG not in metafunc.fixturenames:
         return
     criterion = marker.args[0] if marker.args else marker.kwargs.get("criterion")
-    problem = _marker_problem(metafunc.definition.nodeid, criterion)
+    problem = _marker_problem(
+        metafunc.definition.nodeid, criterion, metafunc.config.stash[STATE].thresholds.definitions
+    )
     if problem and hasattr(metafunc.config, "workerinput"):
         # An xdist worker cannot stop the run with a usage error (the controller reports a crash):
         # one test that errors in setup with the same line stands in for the marker.
@@ -315,6 +374,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(RECORD_ARG, records, ids=[r.test_id for r in records])
 
 
+@pytest.fixture
+def fairness_record(request: pytest.FixtureRequest) -> Record:
+    """One fairness test's verdict record (fer_fairness.Record): criterion, model, dataset, groups,
+    estimate, corrected interval, band, verdict and reason. Tests marked
+    @pytest.mark.fairness("CRITERION") get one test per record; pass it to fer_fairness.gate, or assert
+    on its fields (record.ci_high, record.rates, record.n) for a check of your own."""
+    # Reached only where no record was parametrized: the test lacks the marker.
+    pytest.fail(
+        f"{request.node.nodeid} asks for fairness_record but has no fairness marker; mark it "
+        '@pytest.mark.fairness("accuracy_gap") (or another criterion) to get one test per record',
+        pytrace=False,
+    )
+
+
 class _Mistyped(str):
     """Stands in for a record where a fairness marker names no known criterion (on xdist workers)."""
 
@@ -326,17 +399,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.fail(str(problem), pytrace=False)
 
 
-def _marker_problem(nodeid: str, criterion: object) -> str | None:
+def _marker_problem(nodeid: str, criterion: object, names) -> str | None:
     """Why a fairness marker names no known criterion (one line), or None when it names one."""
-    known = ", ".join(CRITERIA)
+    names = list(names)
+    known = ", ".join(names)
     if not isinstance(criterion, str) or not criterion:
         return (
             f"fairness marker on {nodeid} names no criterion (got {criterion!r}); "
             f'write @pytest.mark.fairness("accuracy_gap") (known: {known})'
         )
-    if criterion in CRITERIA:
+    if criterion in names:
         return None
-    close = difflib.get_close_matches(criterion, CRITERIA, n=1)
+    close = difflib.get_close_matches(criterion, names, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     return f"fairness marker on {nodeid} names criterion '{criterion}', which does not exist{hint} (known: {known})"
 

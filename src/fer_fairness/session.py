@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from fer_fairness.config import Thresholds
 from fer_fairness.datasets import DATASETS
 from fer_fairness.models import MODELS
-from fer_fairness.specs import Spec
+from fer_fairness.specs import Registry, Spec
 
 if TYPE_CHECKING:
     from fer_fairness.criteria.records import Record
@@ -38,19 +38,30 @@ class RunState:
     report_dir: Path
     progress: bool = False
     limits: dict[str, Any] = field(default_factory=dict)  # API limits for PredictContext (concurrency, ...)
+    datasets: Registry = DATASETS  # with what conftest hooks added
+    models: Registry = MODELS
     say: Callable[[str], None] = lambda line: None
     records: dict[str, list[Record]] | None = None
     facts: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_options(
-        cls, *, thresholds: Thresholds, datasets: Sequence[str], models: Sequence[str], **settings: Any
+        cls,
+        *,
+        thresholds: Thresholds,
+        datasets: Sequence[str],
+        models: Sequence[str],
+        dataset_registry: Registry = DATASETS,
+        model_registry: Registry = MODELS,
+        **settings: Any,
     ) -> RunState:
         """Parse the spec strings now, so a typo is a usage error before any work starts."""
         return cls(
             thresholds=thresholds,
-            dataset_specs=tuple(DATASETS.parse(s) for s in (datasets or [DEFAULT_DATASET])),
-            model_specs=tuple(MODELS.parse(s) for s in (models or [DEFAULT_MODEL])),
+            dataset_specs=tuple(dataset_registry.parse(s) for s in (datasets or [DEFAULT_DATASET])),
+            model_specs=tuple(model_registry.parse(s) for s in (models or [DEFAULT_MODEL])),
+            datasets=dataset_registry,
+            models=model_registry,
             **settings,
         )
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from importlib import metadata
+from typing import Any
 from urllib.parse import unquote
 
 from fer_fairness.errors import ConfigError
@@ -45,23 +49,72 @@ class Spec:
 
 @dataclass(frozen=True)
 class Registry:
-    """Maps spec kinds to lazily imported factories (``module:attribute``), so nothing heavy loads early."""
+    """Maps spec kinds to lazily imported factories, so nothing heavy loads early.
+
+    Three sources, in this order: the built-in ``entries`` (``module:attribute``), installed packages
+    that declare an entry point in ``group`` (name = kind, value = ``module:attribute``; looked up only
+    when a kind is not built in, or when the known kinds are listed), and objects added for this run
+    by conftest hooks (``with_added``). A kind is defined once: a second definition is a ConfigError
+    naming both sources.
+    """
 
     what: str  # "dataset" or "model", for messages
     entries: Mapping[str, str]
     usage: Mapping[str, str]  # kind -> example spec, for messages
+    group: str = ""  # entry-point group of installed adapters, e.g. "fer_fairness.models"
+    extras: Mapping[str, str] = field(default_factory=dict)  # kind -> the pip extra that brings its libraries
+    added: Mapping[str, Any] = field(default_factory=dict)  # kind -> factory, from conftest hooks
+    added_by: Mapping[str, str] = field(default_factory=dict)  # kind -> where it was added (for messages)
+
+    def with_added(self, factories: Mapping[str, Any], *, source: str) -> Registry:
+        """A registry that also knows ``factories`` (kind -> factory or ready object), added by ``source``."""
+        if not isinstance(factories, Mapping):
+            raise ConfigError(
+                f"{source} must return a mapping of {self.what} kind -> factory; got {type(factories).__name__}"
+            )
+        added, by = dict(self.added), dict(self.added_by)
+        for kind, factory in factories.items():
+            if not isinstance(kind, str) or not _KIND.fullmatch(kind):
+                raise ConfigError(
+                    f"{source} registers {self.what} kind {kind!r}; a kind is letters, digits, '-', '_' and '.', "
+                    "starting with a letter"
+                )
+            other = self._source_of(kind, by)
+            if other is not None:
+                raise ConfigError(f"{source} registers {self.what} kind '{kind}', which {other} already defines")
+            added[kind], by[kind] = factory, source
+        return replace(self, added=added, added_by=by)
+
+    def _source_of(self, kind: str, added_by: Mapping[str, str]) -> str | None:
+        if kind in self.entries:
+            return "fer-fairness"
+        if kind in added_by:
+            return added_by[kind]
+        point = self._installed().get(kind)
+        return f"package {_distribution(point)} (entry point {self.group})" if point is not None else None
+
+    def _installed(self) -> dict[str, Any]:
+        return _entry_points(self.group) if self.group else {}
+
+    def known(self) -> dict[str, str]:
+        """Every kind with an example spec: built in, installed, added."""
+        kinds = dict(self.usage)
+        for kind in (*self._installed(), *self.added):
+            kinds.setdefault(kind, f"{kind}[:TARGET]")
+        return kinds
 
     def parse(self, text: str) -> Spec:
         """Split ``kind:target?key=value&...``; an unknown kind or a missing target is a ConfigError."""
         head, _, query = text.partition("?")
         kind, _, target = head.partition(":")
-        if kind not in self.entries:
-            close = difflib.get_close_matches(kind, self.entries, n=1)
+        if kind not in self.entries and kind not in self.added and kind not in self._installed():
+            known = self.known()
+            close = difflib.get_close_matches(kind, known, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise ConfigError(
-                f"unknown {self.what} kind '{kind}' in '{text}'{hint} (known: {', '.join(self.usage.values())})"
+                f"unknown {self.what} kind '{kind}' in '{text}'{hint} (known: {', '.join(known.values())})"
             )
-        if ":" in self.usage[kind] and not target:
+        if ":" in self.usage.get(kind, "") and not target:
             raise ConfigError(f"{self.what} '{text}' needs a target after the colon: {self.usage[kind]}")
         # Split by hand rather than parse_qsl: a "+" in a value is literal here (group names use it).
         options, raw = {}, {}
@@ -79,8 +132,58 @@ class Registry:
         return Spec(text=text, kind=kind, target=target, options=options, raw_options=raw)
 
     def factory(self, kind: str):
-        module, _, attribute = self.entries[kind].partition(":")
-        return getattr(importlib.import_module(module), attribute)
+        """The factory of ``kind``: imported now; a missing optional library is a ConfigError naming the extra."""
+        if kind in self.added:
+            return self.added[kind]
+        if kind in self.entries:
+            module, _, attribute = self.entries[kind].partition(":")
+            try:
+                return getattr(importlib.import_module(module), attribute)
+            except ImportError as error:
+                raise ConfigError(self._missing(kind, error)) from None
+        point = self._installed()[kind]
+        try:
+            return point.load()
+        except ImportError as error:
+            raise ConfigError(
+                f"{self.what} kind '{kind}' from package {_distribution(point)} cannot be imported: {error}"
+            ) from None
+
+    def build(self, spec: Spec, *args: Any, **kwargs: Any) -> Any:
+        """Call the factory of ``spec.kind``; a missing optional library is a ConfigError naming the extra.
+
+        The adapters import their heavy libraries (torch, transformers, onnxruntime) when they are built,
+        so the ImportError surfaces here rather than in ``factory``.
+        """
+        factory = self.factory(spec.kind)
+        try:
+            return factory(spec, *args, **kwargs)
+        except ImportError as error:
+            raise ConfigError(self._missing(spec.kind, error)) from None
+
+    def _missing(self, kind: str, error: ImportError) -> str:
+        extra = self.extras.get(kind)
+        library = error.name or str(error)
+        if extra is None:
+            return f"{self.what} kind '{kind}' needs {library}, which is not installed ({error})"
+        return (
+            f"{self.what} kind '{kind}' needs the '{extra}' extra ({library} is not installed): "
+            f"pip install 'fer-fairness[{extra}]'"
+        )
+
+
+_KIND = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+
+
+@functools.cache
+def _entry_points(group: str) -> dict[str, Any]:
+    """Installed entry points of ``group`` by name (read once per process: it scans installed metadata)."""
+    return {point.name: point for point in metadata.entry_points(group=group)}
+
+
+def _distribution(point: Any) -> str:
+    dist = getattr(point, "dist", None)
+    return getattr(dist, "name", None) or point.value
 
 
 def value_map(spec: Spec, key: str, *, what: str) -> dict[str, dict[str, str]]:

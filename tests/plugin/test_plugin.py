@@ -278,7 +278,7 @@ def test_fairness_tests_outside_a_fairness_folder_still_fail_cleanly(pytester, m
 @pytest.mark.parametrize(
     ("option", "message"),
     [
-        ("--fairness-concurrency=0", "*--fairness-concurrency: must be a positive integer, got '0'*"),
+        ("--fairness-concurrency=0", "*--fairness-concurrency: must be an integer from 1 to 256, got '0'*"),
         ("--fairness-timeout=-1", "*--fairness-timeout: must be a positive number of seconds, got '-1'*"),
         ("--fairness-timeout=inf", "*--fairness-timeout: must be a positive number of seconds, got 'inf'*"),
         ("--fairness-timeout=nan", "*--fairness-timeout: must be a positive number of seconds, got 'nan'*"),

@@ -7,6 +7,7 @@ from fer_fairness.specs import Registry
 
 DATASETS = Registry(
     what="dataset",
+    group="fer_fairness.datasets",
     entries={
         "manifest": "fer_fairness.datasets.manifest:load_manifest",
         "synthetic": "fer_fairness.datasets.synthetic:from_spec",

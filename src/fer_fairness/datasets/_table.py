@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -194,3 +194,20 @@ def abbreviation_notes(samples: pd.DataFrame, attributes: Iterable[str]) -> list
 def quote_name(text: str) -> str:
     """A name as it must be written inside ``?map=`` (the characters that split the option %-escaped)."""
     return quote(text, safe=" +-_.~()'/")
+
+
+def check_dataset(dataset: object, spec: object) -> Dataset:
+    """A dataset from outside the package (a conftest hook, an installed package), checked like ours.
+
+    Its sample table goes through the same checks as a manifest's, so ragged data is caught the same way.
+    """
+    text = getattr(spec, "text", str(spec))
+    if not isinstance(dataset, Dataset):
+        raise DatasetError(
+            f"dataset '{text}' gave {type(dataset).__name__}, not a fer_fairness.Dataset "
+            "(fer_fairness.manifest(PATH) builds one from a CSV)"
+        )
+    samples, attributes, emotions = validate_samples(
+        dataset.samples, source=f"dataset '{text}'", attributes=dataset.attributes
+    )
+    return replace(dataset, samples=samples, attributes=attributes, emotions=emotions, root=Path(dataset.root))

@@ -252,3 +252,18 @@ def _undecodable(paths: list[str], *, root: Path, cache_dir: Path | None) -> dic
         temporary.write_text(json.dumps(memo), encoding="utf-8")
         os.replace(temporary, memo_path)
     return broken
+
+
+def manifest(path: str | os.PathLike[str], **options: str) -> Dataset:
+    """A manifest as a Dataset, from Python: ``manifest("faces.csv", name="mine", emotion="label")``.
+
+    The options are those of the ``manifest:`` spec (name, attributes, map, on_error and the column
+    mappings), with the same checks; what a conftest's dataset factory returns.
+    """
+    from urllib.parse import quote
+
+    query = "&".join(f"{quote(str(k), safe='')}={quote(str(v), safe=',;:=')}" for k, v in options.items())
+    spec_text = f"manifest:{os.fspath(path)}" + (f"?{query}" if query else "")
+    from fer_fairness.datasets import DATASETS
+
+    return load_manifest(DATASETS.parse(spec_text))

@@ -62,13 +62,17 @@ class GeminiModel(ChatModel):
     OPTIONS: ClassVar[tuple[str, ...]] = (*ChatModel.OPTIONS, "safety")
 
     def __init__(self, spec: Spec, **kwargs: Any):
+        # Imported now, so a missing extra is one usage line before any data is read (Registry.build).
+        from google import genai
+        from google.genai import errors, types
+
         super().__init__(spec, **kwargs)
+        self._sdk: Any = (genai, types, errors)
         self.safety = parse_safety(spec.text, spec.option("safety"))
         self.base_url = next((self.env[v] for v in BASE_URL_VARIABLES if self.env.get(v)), DEFAULT_BASE_URL)
         self.base_url = self.base_url.rstrip("/")
         self._clients: dict[float, Any] = {}
         self._clients_lock = threading.Lock()
-        self._sdk: Any = None
         self._transport: Any = None
         self._key: str | None = None
 
@@ -102,16 +106,8 @@ class GeminiModel(ChatModel):
 
     def _connect(self, context: PredictContext) -> None:
         self._key = self._secret(self.key_variables)
-        if self._sdk is not None:
+        if self._clients:  # connected once already
             return
-        try:
-            from google import genai
-            from google.genai import errors, types
-        except ImportError:
-            raise ModelError(
-                f"{self.name}: the gemini adapter needs the google-genai package (pip install google-genai)"
-            ) from None
-        self._sdk = (genai, types, errors)
         # The SDK's HTTP library (httpx2 in current releases, httpx before): its timeout and transport
         # errors are what a hung or dropped connection raises.
         for module in ("httpx2", "httpx"):

@@ -42,7 +42,11 @@ class OpenAIChatModel(ChatModel):
     DETAILS: ClassVar[tuple[str, ...]] = ("auto", "low", "high")
 
     def __init__(self, spec: Spec, **kwargs: Any):
+        # Imported now, so a missing extra is one usage line before any data is read (Registry.build).
+        import openai
+
         super().__init__(spec, **kwargs)
+        self._openai = openai
         self.detail = spec.option("detail", "auto")
         if self.detail not in self.DETAILS:
             raise ConfigError(
@@ -50,7 +54,6 @@ class OpenAIChatModel(ChatModel):
             )
         self.base_url = (self.env.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self._client = None
-        self._openai = None
 
     def settings(self, labels: Sequence[str]) -> dict[str, Any]:
         return {
@@ -83,12 +86,9 @@ class OpenAIChatModel(ChatModel):
         if self._client is not None:
             return
         key = self._secret(self.key_variables)
-        try:
-            import openai
-        except ImportError:
-            raise ModelError(f"{self.name}: the openai adapter needs the openai package (pip install openai)") from None
-        self._openai = openai
-        self._client = openai.OpenAI(api_key=key, base_url=self.base_url, max_retries=0, timeout=context.timeout_s)
+        self._client = self._openai.OpenAI(
+            api_key=key, base_url=self.base_url, max_retries=0, timeout=context.timeout_s
+        )
 
     def _send(self, image: bytes, mime: str, prompt: str, labels: Sequence[str], timeout_s: float) -> Reply:
         openai = self._openai
