@@ -10,8 +10,11 @@ SHA-256 of the image bytes it receives):
     filter           openai: finish_reason content_filter; gemini: finishReason SAFETY
     finish:REASON    gemini: a candidate stopped for REASON (RECITATION, PROHIBITED_CONTENT, ...)
     malformed        content that starts as JSON and breaks off
-    429:SECONDS      HTTP 429 with Retry-After: SECONDS
+    429:SECONDS      HTTP 429 with Retry-After: SECONDS (429:none: without a Retry-After header)
     500              HTTP 500
+    503              HTTP 503
+    reset            the connection is closed without an answer (read as a connection reset)
+    truncated        a well-formed answer cut short: its Content-Length promises more than is sent
     400:CODE         HTTP 400 with error code CODE (content_filter: Azure's filter refusing the request)
     401              HTTP 401 (a rejected key)
     hang             no answer until the server is closed (past any client timeout)
@@ -183,6 +186,13 @@ class FakeAPI:
             self._release.wait(HANG_LIMIT_S)
             _quietly(lambda: handler.connection.close())
             return
+        if behaviour == "reset":
+            handler.close_connection = True
+            _quietly(lambda: handler.connection.shutdown(socket.SHUT_RDWR))
+            return
+        promised = None
+        if behaviour == "truncated":  # the body a well-formed answer would have, half of it sent
+            behaviour, promised = "answer:anger", 2
         key = _request_key(call.headers)
         status, headers, payload = (_openai if api == "openai" else _gemini)(behaviour, body, self.tokens, key)
         if isinstance(payload, str):  # a gateway's page, not the API's JSON
@@ -195,6 +205,12 @@ class FakeAPI:
             for name, value in headers.items():
                 handler.send_header(name, value)
             handler.end_headers()
+            if promised is not None:
+                handler.wfile.write(data[: len(data) // promised])
+                handler.wfile.flush()
+                handler.close_connection = True
+                _quietly(lambda: handler.connection.shutdown(socket.SHUT_RDWR))
+                return
             handler.wfile.write(data)
             handler.wfile.flush()
         except OSError:
@@ -258,9 +274,12 @@ def _status(behaviour: str, key: str) -> tuple[int, dict, dict | str] | None:
     if kind == "echo401":
         return _error(401, f"Incorrect API key provided: {key}. Find your key at the console.", "invalid_api_key")
     if kind == "429":
-        return _error(429, "rate limited", "rate_limit_exceeded", {"Retry-After": argument or "1"})
+        after = {} if argument == "none" else {"Retry-After": argument or "1"}
+        return _error(429, "rate limited", "rate_limit_exceeded", after)
     if kind == "500":
         return _error(500, "internal error", "internal")
+    if kind == "503":
+        return _error(503, "service unavailable", "unavailable")
     if kind == "400":
         return _error(400, "request rejected", argument or "bad_request")
     if kind == "401":

@@ -38,6 +38,7 @@ class ReportCollector:
         self.worker_facts: dict[str, Any] = {}
         self.worker_planned: int | None = None
         self.written: list[str] = []
+        self.render_failure: str | None = None
         self.decision: Decision | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -78,8 +79,12 @@ class ReportCollector:
             {**record, "nodeid": nodeid, "outcome": self.outcomes[nodeid]} for nodeid, record in self.records.items()
         ]
         records.sort(key=lambda r: r["nodeid"])
-        paths = write_reports(self.state.report_dir, records=records, facts=facts, decision=self.decision.to_dict())
-        self.written.extend(str(path) for path in paths)
+        try:
+            paths = write_reports(self.state.report_dir, records=records, facts=facts, decision=self.decision.to_dict())
+        except ReportRenderError as error:  # a drawing bug is reported in one line, not a traceback
+            self.render_failure = str(error)
+        else:
+            self.written.extend(str(path) for path in paths)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.decision is None:
@@ -98,7 +103,20 @@ class ReportCollector:
             terminalreporter.write_line(line)
         for path in self.written:
             terminalreporter.write_line(f"report: {path}")
+        if self.render_failure:
+            terminalreporter.write_line(self.render_failure, red=True, bold=True)
         terminalreporter.write_line(self.decision.line, bold=True)
+
+
+class ReportRenderError(Exception):
+    """The HTML page could not be drawn, so neither report was written (the previous pair stays)."""
+
+    def __init__(self, report_dir: Path, error: BaseException):
+        super().__init__(
+            f"fer-fairness: the HTML report could not be drawn ({type(error).__name__}: {error}); fairness.json "
+            f"was not written either (the two are written as a pair), so {report_dir} keeps the previous run's "
+            "reports; this run's verdicts are in the summary above"
+        )
 
 
 def write_reports(
@@ -107,15 +125,19 @@ def write_reports(
     """Write fairness.json and fairness.html as one pair: the folder holds both from one run or the old pair.
 
     Both are rendered in memory and written to temporary names beside their targets first; only when
-    both are complete are they renamed into place, so a failure while rendering or writing (or a kill
-    before the renames) leaves the previous run's complete pair untouched.
+    both are complete are they renamed into place, so a failure while writing (or a kill before the
+    renames) leaves the previous run's complete pair untouched. If the page cannot be drawn (a chart or
+    template bug), nothing is written and ``ReportRenderError`` says so in one line.
     """
     from fer_fairness.report.html import render_html  # Jinja2 and matplotlib load only when a report is due
 
-    texts = {
-        report_dir / "fairness.json": render_json(records=records, facts=facts, decision=decision),
-        report_dir / "fairness.html": render_html(records=records, facts=facts, decision=decision),
-    }
+    json_path, html_path = report_dir / "fairness.json", report_dir / "fairness.html"
+    json_text = render_json(records=records, facts=facts, decision=decision)
+    try:
+        html_text = render_html(records=records, facts=facts, decision=decision)
+    except Exception as error:  # any bug in drawing: the new JSON beside the old page would mix two runs
+        raise ReportRenderError(report_dir, error) from None
+    texts = {json_path: json_text, html_path: html_text}
     with ExitStack() as renames:  # on leaving, each temporary replaces its target; on error all are removed
         for path, text in texts.items():
             renames.enter_context(atomic_path(path)).write_text(text, encoding="utf-8")
