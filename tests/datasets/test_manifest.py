@@ -132,8 +132,8 @@ def test_column_mapping(tmp_path):
 def test_mapped_column_that_is_absent(tmp_path):
     path = tree(tmp_path)
     assert error(path, "emotion=expression") == (
-        f"manifest {path}: mapped column(s) expression not found in "
-        "['sample_id', 'path', 'emotion', 'subject_id', 'race', 'gender']"
+        f"manifest {path}: ?emotion=expression names a column the file lacks "
+        "(file has: sample_id, path, emotion, subject_id, race, gender)"
     )
 
 

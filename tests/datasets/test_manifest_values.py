@@ -238,5 +238,5 @@ def test_one_column_mapped_onto_two_required_columns(tmp_path):
     path = tree(tmp_path, header, [[*row[:4]] for row in ROWS])
     assert error(path, "sample_id=person&subject_id=person", kind=ConfigError) == (
         f"dataset 'manifest:{path}?sample_id=person&subject_id=person': column(s) person mapped onto two "
-        "required columns; each required column needs its own"
+        "of sample_id, path, emotion, subject_id; each needs its own"
     )

@@ -57,6 +57,43 @@ def read_table(path: Path, *, what: str, error: type[FairnessError] = DatasetErr
     return table
 
 
+def rename_columns(
+    table: pd.DataFrame,
+    spec: Spec,
+    columns: tuple[str, ...],
+    *,
+    source: str,
+    what: str,
+    error: type[FairnessError] = DatasetError,
+) -> pd.DataFrame:
+    """Apply ``?COLUMN=NAME_IN_FILE`` for each of ``columns`` (manifests and predictions files alike).
+
+    Two columns mapped from one, a mapped column the file lacks, or a mapping that would hide a column
+    the file already has under that name are errors naming the option.
+    """
+    mapping = {spec.options[c]: c for c in columns if c in spec.options}
+    sources = [spec.options[c] for c in columns if c in spec.options]
+    if len(mapping) < len(sources):
+        shared = sorted({c for c in sources if sources.count(c) > 1})
+        raise ConfigError(
+            f"{what} '{spec.text}': column(s) {', '.join(shared)} mapped onto two of {', '.join(columns)}; "
+            "each needs its own"
+        )
+    absent = [f"?{target}={column}" for column, target in mapping.items() if column not in table.columns]
+    if absent:
+        has = ", ".join(map(str, table.columns))
+        raise error(f"{source}: {', '.join(absent)} names a column the file lacks (file has: {has})")
+    clashes = [
+        f"?{target}={column}" for column, target in mapping.items() if target in table.columns and target != column
+    ]
+    if clashes:
+        raise error(
+            f"{source}: {', '.join(clashes)} would replace the column that already has that name; "
+            "rename or drop one of the two"
+        )
+    return table.rename(columns=mapping)
+
+
 def load_manifest(spec: Spec, *, cache_dir: Path | None = None, **_context) -> Dataset:
     """``manifest:PATH?name=N&emotion=COL&...``: map other column names onto the required ones."""
     check_options(spec, OPTIONS, what="dataset")
@@ -66,26 +103,7 @@ def load_manifest(spec: Spec, *, cache_dir: Path | None = None, **_context) -> D
     path = Path(spec.target).expanduser()
     source = f"manifest {path}"
     table = read_table(path, what="manifest")
-    mapping = {spec.options[c]: c for c in REQUIRED_COLUMNS if c in spec.options}
-    sources = [spec.options[c] for c in REQUIRED_COLUMNS if c in spec.options]
-    if len(mapping) < len(sources):
-        shared = sorted({c for c in sources if sources.count(c) > 1})
-        raise ConfigError(
-            f"dataset '{spec.text}': column(s) {', '.join(shared)} mapped onto two required columns; "
-            "each required column needs its own"
-        )
-    absent = [column for column in mapping if column not in table.columns]
-    if absent:
-        raise DatasetError(f"manifest {path}: mapped column(s) {', '.join(absent)} not found in {list(table.columns)}")
-    clashes = [
-        f"?{target}={column}" for column, target in mapping.items() if target in table.columns and target != column
-    ]
-    if clashes:
-        raise DatasetError(
-            f"manifest {path}: {', '.join(clashes)} would replace the column that already has that name; "
-            "rename or drop one of the two"
-        )
-    table = table.rename(columns=mapping)
+    table = rename_columns(table, spec, REQUIRED_COLUMNS, source=f"manifest {path}", what="dataset")
     attributes = named or attribute_columns(table.columns)
     table = _apply_map(table, values, attributes=attributes, source=source)
     table, exclusions = _missing_values(table, attributes=attributes, exclude=exclude)

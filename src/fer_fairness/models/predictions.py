@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from fer_fairness.datasets._table import Dataset, is_missing
-from fer_fairness.datasets.manifest import read_table
+from fer_fairness.datasets.manifest import read_table, rename_columns
 from fer_fairness.errors import ConfigError, ModelError
 from fer_fairness.labels import EMOTIONS, NON_ANSWERS, canonical
 from fer_fairness.models._base import SCORE_PREFIX, PredictContext
@@ -35,7 +35,8 @@ class PredictionsModel:
         self.path = Path(spec.target).expanduser()
         self.name = spec.option("name") or self.path.stem
         source = f"predictions {self.path}"
-        table = _rename(read_table(self.path, what="predictions", error=ModelError), spec, source=source)
+        table = read_table(self.path, what="predictions", error=ModelError)
+        table = rename_columns(table, spec, COLUMNS, source=source, what="model", error=ModelError)
         prefix = spec.option("score_prefix") or SCORE_PREFIX
         words = _label_map(spec)
         scored = _score_columns(table.columns, prefix=prefix, words=words, source=source)
@@ -90,33 +91,6 @@ class PredictionsModel:
                     f"(has: {', '.join(sorted(self.table['dataset'].unique())[:5])})"
                 )
         return table[["sample_id", "outcome", "raw", *self.score_columns]].reset_index(drop=True)
-
-
-def _rename(table: pd.DataFrame, spec: Spec, *, source: str) -> pd.DataFrame:
-    """Apply ``?sample_id=COL&prediction=COL&dataset=COL`` exactly as the manifest loader does."""
-    mapping = {spec.options[c]: c for c in COLUMNS if c in spec.options}
-    sources = [spec.options[c] for c in COLUMNS if c in spec.options]
-    if len(mapping) < len(sources):
-        shared = sorted({c for c in sources if sources.count(c) > 1})
-        raise ConfigError(
-            f"model '{spec.text}': column(s) {', '.join(shared)} mapped onto two of {', '.join(COLUMNS)}; "
-            "each needs its own"
-        )
-    absent = [f"?{target}={column}" for column, target in mapping.items() if column not in table.columns]
-    if absent:
-        raise ModelError(
-            f"{source}: {', '.join(absent)} names a column the file lacks "
-            f"(file has: {', '.join(map(str, table.columns))})"
-        )
-    clashes = [
-        f"?{target}={column}" for column, target in mapping.items() if target in table.columns and target != column
-    ]
-    if clashes:
-        raise ModelError(
-            f"{source}: {', '.join(clashes)} would replace the column that already has that name; "
-            "rename or drop one of the two"
-        )
-    return table.rename(columns=mapping)
 
 
 def _word(text: str) -> str:
