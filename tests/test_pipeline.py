@@ -59,7 +59,7 @@ def test_facts_carry_usage_prompts_and_exclusions(tmp_path, monkeypatch):
         return type(dataset)(**{**dataset.__dict__, "exclusions": excluded})
 
     monkeypatch.setattr(pipeline, "_load_dataset", lambda state, spec: load_with_exclusions(spec))
-    monkeypatch.setattr(pipeline, "_build_model", lambda spec: CountingModel(answers))
+    monkeypatch.setattr(pipeline, "_build_model", lambda state, spec: CountingModel(answers))
     _records, facts = pipeline.run(_state(tmp_path, manifest))
 
     assert facts["usage"] == {"counting": {"calls": 3, "cache_hits": 2, "refused": 1}}
@@ -75,7 +75,7 @@ def _run_on_race_and_gender(tmp_path, monkeypatch, *, subject_of=None):
              for o, k in (("anger", 30), ("refused", 3))]  # fmt: skip
     manifest, predictions = write_study(tmp_path, cells)
     answers = pd.read_csv(predictions).rename(columns={"prediction": "outcome"}).assign(raw="")
-    monkeypatch.setattr(pipeline, "_build_model", lambda spec: CountingModel(answers))
+    monkeypatch.setattr(pipeline, "_build_model", lambda state, spec: CountingModel(answers))
     if subject_of is not None:
 
         def load_with_subjects(spec, **context):

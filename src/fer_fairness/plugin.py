@@ -82,6 +82,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--fairness-report-dir", metavar="DIR", help="where reports go (default: reports/ at the rootdir)")
     group.addoption(
+        "--fairness-baseline",
+        metavar="PATH",
+        help="an earlier run's fairness.json (or its folder): adds no_regression tests, each gap against the "
+        "baseline's, paired where both runs answered the same images",
+    )
+    group.addoption(
         "--fairness-seed", type=_seed, metavar="N", help="seed for Monte Carlo tests and models (default: 0)"
     )
     group.addoption(
@@ -134,7 +140,7 @@ def _path(config: pytest.Config, value: str | None, default: str) -> Path:
 def _is_fairness_run(config: pytest.Config) -> bool:
     """A run is a fairness run when a --fairness option is given or its targets reach a fairness folder."""
     o = config.option
-    if o.fairness_dataset or o.fairness_model or o.fairness_thresholds or o.fairness_report_dir:
+    if o.fairness_dataset or o.fairness_model or o.fairness_thresholds or o.fairness_report_dir or o.fairness_baseline:
         return True
     # Only folders that exist: a project without fairness tests must not notice the installed plugin.
     folders = [(config.rootpath / name).resolve() for name in config.getini("fairness_testpaths")]
@@ -169,7 +175,7 @@ def pytest_configure(config: pytest.Config) -> None:
             seed=o.fairness_seed or 0,
             cache_dir=_path(config, o.fairness_cache_dir, ".fairness-cache"),
             report_dir=report_dir,
-            progress=sys.stderr.isatty(),
+            progress="bar" if sys.stderr.isatty() else "lines",  # a CI log gets plain periodic lines
             limits={
                 "concurrency": o.fairness_concurrency,
                 "timeout_s": o.fairness_timeout,
@@ -181,6 +187,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = state
     config.stash[FAIRNESS_RUN] = _is_fairness_run(config)
+    if o.fairness_baseline:
+        from fer_fairness.baseline import load_baseline
+
+        try:
+            state.baseline = load_baseline(_path(config, o.fairness_baseline, "fairness.json"))
+        except FairnessError as exc:
+            raise pytest.UsageError(str(exc)) from None
     if config.stash[FAIRNESS_RUN]:
         _check_fairness_run(state, {"report": report_dir, "cache": state.cache_dir})
     if hasattr(config, "workerinput"):  # xdist worker: the controller writes every report
@@ -239,7 +252,13 @@ def _criteria(config: pytest.Config) -> list[catalogue.Criterion]:
     return criteria
 
 
-_PATH_OPTIONS = ("--fairness-thresholds", "--fairness-report-dir", "--fairness-cache-dir", "--fairness-dataset")
+_PATH_OPTIONS = (
+    "--fairness-thresholds",
+    "--fairness-report-dir",
+    "--fairness-cache-dir",
+    "--fairness-dataset",
+    "--fairness-baseline",
+)
 
 
 def _check_rootdir(config: pytest.Config) -> None:
@@ -365,6 +384,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         reason = f"criterion '{criterion}' is disabled in {thresholds.source}"
         metafunc.parametrize(RECORD_ARG, [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=["disabled"])
         return
+    state = metafunc.config.stash[STATE]
+    if thresholds.definitions[criterion].requires == "baseline" and state.baseline is None:
+        reason = f"criterion '{criterion}' compares with a baseline run; give one with --fairness-baseline PATH"
+        metafunc.parametrize(
+            RECORD_ARG, [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=["no-baseline"]
+        )
+        return
     try:
         records = _prepare(metafunc.config).get(criterion, [])
     except FairnessError as exc:
@@ -426,6 +452,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         record = getattr(item, "callspec", None) and item.callspec.params.get(RECORD_ARG)
         if isinstance(record, Record):
             item.user_properties.extend((xml_name(name), value) for name, value in record.junit_properties())
+            # -k cannot parse these ids ('=', '~', '|' and '->' are not in its grammar), so each part is also a
+            # keyword: KIND_NAME with every run of characters other than letters, digits and '_' written '_'.
+            parts = {"model": record.model, "dataset": record.dataset, "criterion": record.criterion}
+            parts |= {"attribute": record.attribute, "group": record.group}
+            parts |= {"reference": record.reference or "", "detail": record.detail or ""}
+            for kind, name in parts.items():
+                word = "_".join("".join(c if c.isalnum() or c == "_" else " " for c in name).split())
+                if word:
+                    item.extra_keyword_matches.add(f"{kind}_{word}")
             planned += 1
     config.stash[PLANNED] = planned
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from fer_fairness.models import MODELS
 from fer_fairness.specs import Registry, Spec
 
 if TYPE_CHECKING:
+    from fer_fairness.baseline import Baseline
     from fer_fairness.criteria.records import Record
 
 DEFAULT_DATASET = "synthetic"
@@ -36,13 +38,16 @@ class RunState:
     seed: int
     cache_dir: Path
     report_dir: Path
-    progress: bool = False
+    progress: bool | str = "off"  # see fer_fairness.progress: "bar", "lines" or "off"
     limits: dict[str, Any] = field(default_factory=dict)  # API limits for PredictContext (concurrency, ...)
     datasets: Registry = DATASETS  # with what conftest hooks added
     models: Registry = MODELS
     say: Callable[[str], None] = lambda line: None
+    baseline: Baseline | None = None  # an earlier run, for no_regression (--fairness-baseline)
+    outcomes: Any = None  # every sample's outcome (pandas DataFrame), written beside fairness.json
     records: dict[str, list[Record]] | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+    evaluation_s: float | None = None  # wall time of prepare's load, predict and evaluate, when it ran here
 
     @classmethod
     def from_options(
@@ -70,7 +75,9 @@ class RunState:
         if self.records is None:
             from fer_fairness.pipeline import run
 
+            started = time.perf_counter()
             records, self.facts = run(self)
+            self.evaluation_s = time.perf_counter() - started
             grouped: dict[str, list[Record]] = {}
             for record in records:
                 grouped.setdefault(record.criterion, []).append(record)

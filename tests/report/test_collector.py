@@ -12,14 +12,14 @@ def test_a_failure_while_writing_leaves_the_old_pair_and_no_temporaries(tmp_path
     old = {"fairness.json": "old json", "fairness.html": "old page"}
     for name, text in old.items():
         (tmp_path / name).write_text(text)
-    write_text = Path.write_text
+    write_bytes = Path.write_bytes
 
-    def full_disk(self, text, **kwargs):
+    def full_disk(self, data):
         if self.suffix == ".html":  # the JSON's temporary is already written by now
             raise OSError(28, "No space left on device")
-        return write_text(self, text, **kwargs)
+        return write_bytes(self, data)
 
-    monkeypatch.setattr(Path, "write_text", full_disk)
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
     with pytest.raises(OSError, match="No space left"):
         write_reports(tmp_path, records=[record()], facts=facts(), decision={"line": "x"})
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == old

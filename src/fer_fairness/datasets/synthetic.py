@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -30,12 +29,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 from skimage.draw import ellipse, polygon
-from tqdm import tqdm
 
 from fer_fairness._cache import file_lock, stable_key
 from fer_fairness.datasets._table import Dataset, validate_samples
 from fer_fairness.errors import ConfigError, DatasetError
 from fer_fairness.labels import BASIC_SEVEN
+from fer_fairness.progress import bar as progress_bar
 from fer_fairness.specs import Spec, check_options
 
 # Bump when the drawing changes: it is part of the cache folder name, so old sets are not reused.
@@ -153,9 +152,7 @@ def _generate_into(folder: Path, *, spec: SyntheticSpec, seed: int, progress: bo
     try:
         (staging / "images").mkdir()
         rows = []
-        bar = tqdm(
-            total=spec.n_images, desc="synthetic faces", unit="img", disable=not progress, leave=False, file=sys.stderr
-        )
+        bar = progress_bar(spec.n_images, "synthetic faces", progress)
         with bar:
             for row, pixels in _draw_all(spec, seed):
                 Image.fromarray(pixels, mode="L").save(staging / row["path"], format="PNG")

@@ -26,7 +26,9 @@ class PredictContext:
 
     seed: int
     cache_dir: Path
-    progress: bool = True
+    # "bar" (a terminal), "lines" (plain lines in a CI log), "off"; True/False mean "bar"/"off".
+    # Adapters pass it to fer_fairness.progress.bar rather than testing its truth.
+    progress: bool | str = "bar"
     concurrency: int = 4  # API adapters: requests in flight at once
     timeout_s: float = 60.0  # API adapters: per request
     max_retries: int = 5  # API adapters: retries of 429 / 5xx / timeouts, with backoff and jitter

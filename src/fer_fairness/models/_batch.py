@@ -13,20 +13,19 @@ emotion it lacks, or answering "contempt" on a set without it, is wrong, and cou
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from fer_fairness.datasets._table import Dataset
 from fer_fairness.errors import ModelError
 from fer_fairness.labels import EMOTIONS, MODEL_NON_ANSWERS, canonical
 from fer_fairness.models._base import SCORE_PREFIX, PredictContext
 from fer_fairness.models.response_cache import ResponseCache, cache_key, content_digest
+from fer_fairness.progress import bar as progress_bar
 
 # Images in, per image either a label (str) or one score per label (a row of a 2-D array).
 PredictBatch = Callable[[list[Any]], Any]
@@ -117,14 +116,7 @@ class BatchModel:
                     answers[index] = entry
                 self._usage["cache_hits"] += sum(a is not None for a in answers)
             missing = [i for i, a in enumerate(answers) if a is None]
-            bar = tqdm(
-                total=len(missing),
-                desc=self.name,
-                unit="img",
-                disable=not context.progress,
-                leave=False,
-                file=sys.stderr,
-            )
+            bar = progress_bar(len(missing), self.name, context.progress)
             with bar:
                 for start in range(0, len(missing), self.batch_size):
                     chunk = missing[start : start + self.batch_size]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 import string
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,6 @@ from typing import Final
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from fer_fairness.datasets._table import Dataset
 from fer_fairness.errors import ConfigError, ModelError
@@ -42,6 +40,7 @@ from fer_fairness.models._torch import (
 from fer_fairness.models.probe import LinearProbe
 from fer_fairness.models.prompts import CLIP_TEMPLATES as DEFAULT_TEMPLATES
 from fer_fairness.models.prompts import LABEL_WORDS, LabelWords  # noqa: F401 (part of this module's API)
+from fer_fairness.progress import bar as progress_bar
 from fer_fairness.specs import Spec, check_options
 
 # Bump when the embedding procedure changes: it is part of every embedding cache key.
@@ -244,9 +243,7 @@ class ClipImageEmbedder:
     def embed(self, paths: Sequence[Path], *, progress: bool) -> np.ndarray:
         """One L2-normalised float32 row per image, in the order given; batched on the chosen device."""
         rows = []
-        bar = tqdm(
-            total=len(paths), desc=f"{self.name} images", unit="img", disable=not progress, leave=False, file=sys.stderr
-        )
+        bar = progress_bar(len(paths), f"{self.name} images", progress)
         with bar, self._torch.inference_mode():
             for chunk in batched(list(paths), self.batch_size):
                 pixels = self._torch.stack([self.preprocess(load_rgb(Path(p), what="clip")) for p in chunk])

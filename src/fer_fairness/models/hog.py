@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,9 +9,9 @@ import numpy as np
 import skimage
 from PIL import Image
 from skimage.feature import hog
-from tqdm import tqdm
 
 from fer_fairness.errors import ModelError
+from fer_fairness.progress import bar as progress_bar
 
 
 class HogEmbedder:
@@ -49,12 +48,13 @@ class HogEmbedder:
             "scikit-image": skimage.__version__,  # its hog() defines the numbers
         }
 
-    def embed(self, paths: Sequence[Path], *, progress: bool) -> np.ndarray:
+    def embed(self, paths: Sequence[Path], *, progress: bool | str) -> np.ndarray:
         """One row of float32 HOG features per image, in the order given."""
-        rows = [
-            self._describe(Path(path))
-            for path in tqdm(paths, desc="hog features", unit="img", disable=not progress, leave=False, file=sys.stderr)
-        ]
+        rows = []
+        with progress_bar(len(paths), "hog features", progress) as bar:
+            for path in paths:
+                rows.append(self._describe(Path(path)))
+                bar.update()
         if not rows:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.stack(rows).astype(np.float32, copy=False)

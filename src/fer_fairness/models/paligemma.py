@@ -15,14 +15,12 @@ so the prompt and the parser can be read and tested without the ``paligemma`` ex
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
 import pandas as pd
-from tqdm import tqdm
 
 from fer_fairness._cache import atomic_path, file_digest, stable_key
 from fer_fairness.datasets._table import Dataset
@@ -43,6 +41,7 @@ from fer_fairness.models._torch import (
 )
 from fer_fairness.models.parsing import WORD_TO_EMOTION
 from fer_fairness.models.prompts import TEMPLATES
+from fer_fairness.progress import bar as progress_bar
 from fer_fairness.specs import Spec, check_options
 
 # Bump when what is stored, or how it is generated, changes: part of every cache key.
@@ -208,9 +207,7 @@ class PaliGemma:
     def _generate(self, indices, paths, keys, prompt, cache, raws, *, progress: bool) -> dict[int, str]:
         """Generate for ``indices``, store each answer as it comes; return the errors (never cached)."""
         errors: dict[int, str] = {}
-        bar = tqdm(
-            total=len(indices), desc=f"{self.name}", unit="img", disable=not progress, leave=False, file=sys.stderr
-        )
+        bar = progress_bar(len(indices), f"{self.name}", progress)
         with bar:
             for chunk in batched(indices, self.batch_size):
                 images = [load_rgb(paths[i], what="paligemma") for i in chunk]

@@ -13,7 +13,6 @@ lock, so concurrent pytest-xdist workers compute each entry once and a second ru
 from __future__ import annotations
 
 import re
-import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,12 +27,12 @@ from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
-from tqdm import tqdm
 
 from fer_fairness._cache import atomic_path, digest_of, file_digest, file_lock, stable_key
 from fer_fairness.datasets._table import Dataset
 from fer_fairness.errors import ConfigError, ModelError
 from fer_fairness.models._base import OUTCOME_COLUMNS, PredictContext
+from fer_fairness.progress import bar as progress_bar
 from fer_fairness.specs import Spec, check_options
 
 # Bump when the probe's procedure changes: it is part of every prediction cache key.
@@ -235,17 +234,10 @@ class LinearProbe:
         outcome = np.empty(len(samples), dtype=object)
         raw = np.empty(len(samples), dtype=object)
         chosen = np.empty(len(samples), dtype=np.float64)
-        bar = tqdm(
-            range(self.outer_folds),
-            desc=f"{self.name} folds",
-            unit="fold",
-            disable=not progress,
-            leave=False,
-            file=sys.stderr,
-        )
+        bar = progress_bar(self.outer_folds, f"{self.name} folds", progress, unit="fold")
         # One BLAS thread per fit: these problems are small, and threads only contend for the cores.
         with threadpool_limits(limits=1, user_api="blas"), bar:
-            for fold in bar:
+            for fold in range(self.outer_folds):
                 test = folds == fold
                 train = ~test
                 model, c = self._fit(
@@ -256,6 +248,7 @@ class LinearProbe:
                 outcome[test] = model.classes_[best]
                 raw[test] = [f"{p:.4f}" for p in probabilities[np.arange(len(best)), best]]
                 chosen[test] = c
+                bar.update()
         return pd.DataFrame(
             {
                 "sample_id": samples["sample_id"].astype(str).to_numpy(),

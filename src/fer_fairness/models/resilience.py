@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import email.utils
 import random
-import sys
 import threading
 import time
 from collections import Counter
@@ -26,11 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
-from tqdm import tqdm
-
 from fer_fairness.errors import BudgetExhausted
 from fer_fairness.labels import NON_ANSWERS
 from fer_fairness.models._base import PredictContext
+from fer_fairness.progress import bar as progress_bar
 
 Job = TypeVar("Job")
 
@@ -196,9 +194,7 @@ class Runner(Generic[Job]):
         lock = threading.Lock()
         state = {"done": 0, "exhausted": False, "stop": False}
         errors: list[BaseException] = []
-        bar = tqdm(
-            total=len(jobs), desc=desc, unit="call", file=sys.stderr, disable=not self.context.progress, leave=False
-        )
+        bar = progress_bar(len(jobs), desc, self.context.progress, unit="call")
 
         def next_job() -> Any:
             with lock:

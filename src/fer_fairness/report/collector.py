@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
 import re
 from collections import Counter
 from contextlib import ExitStack
@@ -11,8 +14,9 @@ from typing import Any
 import pytest
 
 from fer_fairness._cache import atomic_path
-from fer_fairness.report.decision import Decision, decide_run
+from fer_fairness.report.decision import Decision, decide_run, group_failures
 from fer_fairness.report.json_report import render_json
+from fer_fairness.report.markdown import render_markdown, write_markdown
 from fer_fairness.session import RunState
 
 
@@ -80,9 +84,28 @@ class ReportCollector:
         ]
         records.sort(key=lambda r: r["nodeid"])
         try:
-            paths = write_reports(self.state.report_dir, records=records, facts=facts, decision=self.decision.to_dict())
+            paths = write_reports(
+                self.state.report_dir,
+                records=records,
+                facts=facts,
+                decision=self.decision.to_dict(),
+                outcomes=self.state.outcomes,
+            )
         except ReportRenderError as error:  # a drawing bug is reported in one line, not a traceback
             self.render_failure = str(error)
+        else:
+            self.written.extend(str(path) for path in paths)
+            self._write_markdown(records)
+
+    def _write_markdown(self, records: list[dict[str, Any]]) -> None:
+        """fairness.md beside the pair, and the job summary on GitHub Actions (where it is set)."""
+        text = render_markdown(records=records, decision=self.decision.to_dict())
+        try:
+            paths = write_markdown(
+                self.state.report_dir / "fairness.md", text, step_summary=os.environ.get("GITHUB_STEP_SUMMARY")
+            )
+        except OSError as error:  # the verdicts stand; a summary that cannot be written is said in one line
+            self.render_failure = f"fer-fairness: the Markdown summary could not be written: {error}"
         else:
             self.written.extend(str(path) for path in paths)
 
@@ -95,6 +118,10 @@ class ReportCollector:
             f"{len(self.records)} fairness tests: "
             + ", ".join(f"{verdicts.get(v, 0)} {v}" for v in ("PASS", "FAIL", "INCONCLUSIVE"))
         )
+        for finding in group_failures(self.records.values()):
+            terminalreporter.write_line(finding.line(), red=True)
+        if self.state.evaluation_s is not None:  # pytest's own "in N s" below counts the whole session
+            terminalreporter.write_line(f"evaluation (load, predict, evaluate) took {self.state.evaluation_s:.1f} s")
         facts = self.state.facts or self.worker_facts
         for model, usage in facts.get("usage", {}).items():
             counts = ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in usage.items())
@@ -120,7 +147,12 @@ class ReportRenderError(Exception):
 
 
 def write_reports(
-    report_dir: Path, *, records: list[dict[str, Any]], facts: dict[str, Any], decision: dict[str, Any]
+    report_dir: Path,
+    *,
+    records: list[dict[str, Any]],
+    facts: dict[str, Any],
+    decision: dict[str, Any],
+    outcomes: Any = None,
 ) -> list[Path]:
     """Write fairness.json and fairness.html as one pair: the folder holds both from one run or the old pair.
 
@@ -128,20 +160,38 @@ def write_reports(
     both are complete are they renamed into place, so a failure while writing (or a kill before the
     renames) leaves the previous run's complete pair untouched. If the page cannot be drawn (a chart or
     template bug), nothing is written and ``ReportRenderError`` says so in one line.
+
+    ``outcomes`` (every sample's outcome and image digest) joins the set as fairness-outcomes.csv.gz,
+    its SHA-256 recorded in the JSON (``run.outcomes``), so a later run can use this one as a paired
+    baseline and tell a stale file from the right one.
     """
+    from fer_fairness.baseline import OUTCOMES_NAME
     from fer_fairness.report.html import render_html  # Jinja2 and matplotlib load only when a report is due
 
     json_path, html_path = report_dir / "fairness.json", report_dir / "fairness.html"
+    files: dict[Path, bytes] = {}
+    if outcomes is not None:
+        data = _compressed_csv(outcomes)
+        files[report_dir / OUTCOMES_NAME] = data
+        kept = {"file": OUTCOMES_NAME, "sha256": hashlib.sha256(data).hexdigest(), "rows": len(outcomes)}
+        facts = {**facts, "outcomes": kept}
     json_text = render_json(records=records, facts=facts, decision=decision)
     try:
         html_text = render_html(records=records, facts=facts, decision=decision)
     except Exception as error:  # any bug in drawing: the new JSON beside the old page would mix two runs
         raise ReportRenderError(report_dir, error) from None
-    texts = {json_path: json_text, html_path: html_text}
+    files.update({json_path: json_text.encode("utf-8"), html_path: html_text.encode("utf-8")})
     with ExitStack() as renames:  # on leaving, each temporary replaces its target; on error all are removed
-        for path, text in texts.items():
-            renames.enter_context(atomic_path(path)).write_text(text, encoding="utf-8")
-    return list(texts)
+        for path, data in files.items():
+            renames.enter_context(atomic_path(path)).write_bytes(data)
+    return [json_path, html_path, *(p for p in files if p not in (json_path, html_path))]
+
+
+def _compressed_csv(table: Any) -> bytes:
+    """The outcomes as gzip'd CSV bytes; gzip's timestamp fixed, so the same outcomes hash the same."""
+    buffer = io.BytesIO()
+    table.to_csv(buffer, index=False, compression={"method": "gzip", "mtime": 0})
+    return buffer.getvalue()
 
 
 def not_evaluated_lines(facts: dict[str, Any]) -> list[str]:

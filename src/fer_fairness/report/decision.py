@@ -6,6 +6,7 @@ not that none exists, and an equivalence gate is released only when every test P
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -99,3 +100,81 @@ def decide_run(
         mode=mode,
         inconclusive_policy=inconclusive,
     )
+
+
+def number(value: Any) -> str:
+    """A number as messages write it; JSON's "inf" / "-inf" strings and None pass as words."""
+    if value is None or isinstance(value, str):
+        return "n/a" if value is None else value
+    if math.isnan(value):
+        return "n/a"
+    return f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.3f}"
+
+
+def _float(value: Any) -> float:
+    if value is None:
+        return math.nan
+    return float(value)  # float("inf") reads JSON's "inf"
+
+
+def headline(record: Mapping[str, Any]) -> str:
+    """The numbers of a FAIL in one short phrase: "estimate X, CI [a, b] outside band [l, h]".
+
+    It leads every FAIL message, because pytest's short summary keeps only a line's first ~80 characters.
+    """
+    text = f"estimate {number(record.get('estimate'))}"
+    if record.get("ci_low") is not None:
+        text += f", CI [{number(record.get('ci_low'))}, {number(record.get('ci_high'))}]"
+    if record.get("band_low") is not None or record.get("band_high") is not None:
+        text += f" outside band [{number(record.get('band_low'))}, {number(record.get('band_high'))}]"
+    return text
+
+
+def _margin(record: Mapping[str, Any]) -> float:
+    """How far the corrected interval lies outside the band (in logs for ratios, whose null is 1)."""
+    low, high = _float(record.get("ci_low")), _float(record.get("ci_high"))
+    band_low, band_high = _float(record.get("band_low")), _float(record.get("band_high"))
+    if record.get("null") == 1 and min(low, band_low) > 0 and band_high > 0:
+        low, high, band_low, band_high = (math.log(v) for v in (low, high, band_low, band_high))
+    gaps = [g for g in (band_low - high, low - band_high) if not math.isnan(g)]
+    return max(gaps, default=-math.inf)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finding:
+    """FAILs of one criterion on one model and dataset (and detail, e.g. a confusion pair): one disparity
+    seen in several groupings. ``worst`` is the record whose interval lies farthest outside the band."""
+
+    criterion: str
+    model: str
+    dataset: str
+    detail: str | None
+    count: int
+    worst: Mapping[str, Any]
+
+    def line(self) -> str:
+        w = self.worst
+        who = f"{w.get('attribute')}={w.get('group')}" + (f" vs {w['reference']}" if w.get("reference") else "")
+        detail = f" [{self.detail}]" if self.detail else ""
+        return f"{self.count} FAIL {self.criterion}{detail}, {self.model} on {self.dataset}; worst {who}: {headline(w)}"
+
+
+def group_failures(records: Iterable[Mapping[str, Any]]) -> list[Finding]:
+    """The FAIL records grouped by finding (model, dataset, criterion, detail), most FAILs first."""
+    groups: dict[tuple[str, str, str, str | None], list[Mapping[str, Any]]] = {}
+    for record in records:
+        if str(record["verdict"]) == "FAIL":
+            key = (record["criterion"], record["model"], record["dataset"], record.get("detail"))
+            groups.setdefault(key, []).append(record)
+    findings = [
+        Finding(
+            criterion=criterion,
+            model=model,
+            dataset=dataset,
+            detail=detail,
+            count=len(members),
+            worst=max(members, key=_margin),
+        )
+        for (criterion, model, dataset, detail), members in groups.items()
+    ]
+    return sorted(findings, key=lambda f: (-f.count, -_margin(f.worst), f.criterion, f.model, f.dataset))
