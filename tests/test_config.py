@@ -17,8 +17,8 @@ SHIPPED = Path(__file__).resolve().parents[1] / "thresholds.toml"
 
 SETTINGS_KEYS = "alpha, correction, family, mode, power, min_group_size, inconclusive, comparisons, max_not_evaluated"
 CRITERIA_LIST = (
-    "accuracy_gap, accuracy_gap_stratified, recall_gap, confusion_ratio, non_answer_gap, "
-    "accuracy_floor, association, association_stratified"
+    "accuracy_gap, accuracy_gap_stratified, recall_gap, confusion_ratio, over_attribution, non_answer_gap, "
+    "accuracy_floor, association, association_stratified, no_regression"
 )
 INTERSECTIONS_ALLOWED = (
     '"none", "all-pairs" or a non-empty list of lists of two or more distinct attributes, such as [["race", "gender"]]'
@@ -54,6 +54,8 @@ DOCUMENTED_BANDS = {
     "accuracy_floor": 0.5,
     "association": 0.10,
     "association_stratified": 0.10,
+    "over_attribution": 1.5,
+    "no_regression": 0.02,
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from fer_fairness import __version__
+from fer_fairness.baseline import OUTCOME_FIELDS
 from fer_fairness.config import Thresholds
 from fer_fairness.counts import GROUP_JOIN, build_counts, join_outcomes
 from fer_fairness.criteria.evaluate import Table, evaluate
@@ -21,6 +22,7 @@ from fer_fairness.criteria.records import Record
 from fer_fairness.datasets._table import Dataset, check_dataset
 from fer_fairness.errors import ConfigError, DatasetError, FairnessError
 from fer_fairness.evaluated import check_evaluated, count_not_evaluated
+from fer_fairness.labels import NOT_EVALUATED
 from fer_fairness.models._base import Model, PredictContext, check_model, check_outcomes
 from fer_fairness.session import RunState
 from fer_fairness.specs import Registry, Spec
@@ -37,13 +39,20 @@ def run(state: RunState) -> tuple[list[Record], dict[str, Any]]:
     _unique("model", [m.name for m in models])
     context = PredictContext(seed=state.seed, cache_dir=state.cache_dir, progress=state.progress, **state.limits)
     tables: list[Table] = []
+    kept: list[pd.DataFrame] = []
     for model, dataset in itertools.product(models, datasets):
         state.say(f"fer-fairness: {model.name} on {dataset.name} ({len(dataset.samples)} images)")
         predicted = check_outcomes(model.predict(dataset, context=context), model=model.name, dataset=dataset.name)
         outcomes = _without_excluded(predicted, dataset)
         joined = join_outcomes(dataset.samples, outcomes, model=model.name, dataset=dataset.name)
         check_evaluated(outcomes, model=model, dataset=dataset.name, limit=state.thresholds.max_not_evaluated)
+        digests = dict(zip(dataset.samples["sample_id"], dataset.image_digests, strict=True))
+        joined = joined.assign(image=joined["sample_id"].map(digests))
+        kept.append(joined[["sample_id", "image", "outcome"]].assign(model=model.name, dataset=dataset.name))
         tables.extend(_tables(state, model.name, dataset, joined))
+    # Every sample's outcome, with its image's digest: written beside fairness.json, so this run can
+    # be the paired baseline of a later one.
+    state.outcomes = pd.concat(kept, ignore_index=True)[list(OUTCOME_FIELDS)] if kept else None
     records = evaluate(tables, thresholds=state.thresholds, seed=state.seed)
     facts = _facts(state, datasets, models)
     facts["counts"] = [_counts(table) for table in tables]
@@ -125,7 +134,79 @@ def _tables(state: RunState, model: str, dataset: Dataset, joined: pd.DataFrame)
             pairs = _like_with_like_pairs(
                 tensor.groups, cells, [references[a] for a in attributes], all_pairs=t.comparisons == "all-pairs"
             )
-        tables.append(Table(model=model, dataset=dataset.name, tensor=tensor, pairs=pairs))
+        baseline = _baseline_for(state, model, dataset, joined, attributes, tensor)
+        tables.append(Table(model=model, dataset=dataset.name, tensor=tensor, pairs=pairs, baseline=baseline))
+    return tables
+
+
+def _baseline_for(
+    state: RunState, model: str, dataset: Dataset, joined: pd.DataFrame, attributes: tuple[str, ...], tensor
+) -> Any:
+    """The baseline's side of one table (regression.TableBaseline), or None when the run has no baseline."""
+    baseline = state.baseline
+    if baseline is None:
+        return None
+    from fer_fairness.criteria.catalogue import REGRESSION_GAPS
+    from fer_fairness.criteria.regression import TableBaseline
+
+    name = baseline.model_for(model)
+    if name is None:
+        raise ConfigError(
+            f"baseline {baseline.source} holds models {', '.join(baseline.models)}; none is named '{model}', "
+            "so which to compare it with is unclear (name the candidate like its baseline with ?name=)"
+        )
+    entry = baseline.counts.get((name, dataset.name, tensor.attribute))
+    old_groups = set(entry["groups"]) if entry is not None else set()
+    gaps = {}
+    for criterion in REGRESSION_GAPS:
+        for group in tensor.groups:
+            for reference in tensor.groups:
+                record = baseline.gap(name, dataset.name, criterion, tensor.attribute, group, reference)
+                if record is not None:
+                    gaps[(criterion, group, reference)] = record
+    common = dict(source=baseline.source, model=name, counts=entry, gaps=gaps)
+    common["new_groups"] = tuple(g for g in tensor.groups if g not in old_groups)
+    previous = baseline.outcomes(name, dataset.name)
+    if previous is None:
+        return TableBaseline(**common, note="not paired: the baseline kept no per-sample outcomes for this dataset")
+    now = set(zip(joined["sample_id"], joined["image"], strict=True))
+    before = set(zip(previous["sample_id"], previous["image"], strict=True))
+    if now != before:
+        differ = len(now ^ before)
+        return TableBaseline(
+            **common, note=f"not paired: {differ} image(s) differ from the baseline's (by sample id and image bytes)"
+        )
+    return TableBaseline(**common, paired=_paired_tables(joined, previous, attributes))
+
+
+def _paired_tables(joined: pd.DataFrame, previous: pd.DataFrame, attributes: tuple[str, ...]) -> dict:
+    """Per (gap, group): the 2x2 table of (event before, event now) over images evaluated in both runs.
+
+    Both runs are judged against this run's labels (the same images; a corrected label applies to both).
+    """
+    from fer_fairness.labels import MODEL_NON_ANSWERS
+    from fer_fairness.stats.paired import PairedTable
+
+    both = joined.merge(previous[["sample_id", "outcome"]], on="sample_id", suffixes=("", "_before"))
+    both = both[(both["outcome"] != NOT_EVALUATED) & (both["outcome_before"] != NOT_EVALUATED)]
+    group = both[attributes[0]].astype(str)
+    for attribute in attributes[1:]:
+        group = group + GROUP_JOIN + both[attribute].astype(str)
+    events = {
+        "accuracy_gap": (both["outcome_before"] == both["emotion"], both["outcome"] == both["emotion"]),
+        "non_answer_gap": (both["outcome_before"].isin(MODEL_NON_ANSWERS), both["outcome"].isin(MODEL_NON_ANSWERS)),
+    }
+    tables = {}
+    for gap, (before, now) in events.items():
+        for name in set(group):
+            here = (group == name).to_numpy()
+            b, n = before.to_numpy()[here], now.to_numpy()[here]
+            tables[(gap, name)] = PairedTable(
+                both=int((b & n).sum()),
+                baseline_only=int((b & ~n).sum()),
+                candidate_only=int((~b & n).sum()),
+                neither=int((~b & ~n).sum()),
+            )
     return tables
 
 

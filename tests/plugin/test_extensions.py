@@ -140,9 +140,10 @@ def test_anger_missed(fairness_record):
     assert own["rates"] == {"Black": pytest.approx(missed["Black"]), "White": pytest.approx(missed["White"])}
     assert own["estimate"] == pytest.approx(missed["Black"] - missed["White"])
     assert own["owner"] == "us" and own["threshold"] and own["band_high"] == pytest.approx(0.1)
-    # corrected with the built-in one: the gate's alpha is shared by the enabled criteria (9 now)
+    # corrected with the built-in ones: the gate's alpha is shared by the criteria tested (9 built in without
+    # a baseline, no_regression needing one, plus this one)
     assert own["family"] == "anger_missed|mine|faces" and own["verdict"] in ("FAIL", "INCONCLUSIVE")
-    assert records["accuracy_gap"]["confidence_nominal"] == pytest.approx(1 - 0.05 / 9)
+    assert records["accuracy_gap"]["confidence_nominal"] == pytest.approx(1 - 0.05 / 10)
 
 
 @pytest.mark.parametrize(

@@ -78,6 +78,7 @@ class Criterion:
     measure: Callable[..., Any]
     details: Callable[[CountTensor, CriterionConfig], list[str | None]] | None = None
     options: tuple[str, ...] = ()  # further thresholds keys the policy schema knows (e.g. "pairs")
+    requires: str = ""  # "baseline": tested only when a run has one (--fairness-baseline)
     summary: str = ""  # one line for docs and reports
     source: str = field(default="fer-fairness", compare=False)  # who defined it, for messages
 
@@ -146,6 +147,13 @@ def confusion(c, t, pair):
     true, wrong = pair.split("->")
     row = c[..., t.labels.index(true), :]
     return row[..., t.outcomes.index(wrong)], row[..., t.evaluated_mask()].sum(axis=-1)
+
+
+def over_attribution(c, t, emotion):
+    """Faces whose true emotion is another read as ``emotion``, among evaluated faces of the other emotions."""
+    others = [i for i, label in enumerate(t.labels) if label != emotion]
+    rows = c[..., others, :]
+    return rows[..., t.outcomes.index(emotion)].sum(axis=-1), rows[..., t.evaluated_mask()].sum(axis=(-2, -1))
 
 
 def share(t: CountTensor, group: str, select: Selector, detail: str | None):
@@ -231,6 +239,10 @@ def _emotion_faces(detail: str | None) -> str:
     return f"{detail.split('->')[0]} faces (evaluated)"
 
 
+def _other_faces(detail: str | None) -> str:
+    return f"faces not showing {detail} (evaluated)"
+
+
 def _stratified_gap(table, group, reference, _detail, config):
     from fer_fairness.criteria import measures
 
@@ -248,6 +260,20 @@ def _stratified_gap(table, group, reference, _detail, config):
         b=share(t, reference, correct, None),
         tolerance=config.threshold,
     )
+
+
+# The gaps no_regression compares with the baseline (its details), in this order.
+REGRESSION_GAPS = ("accuracy_gap", "non_answer_gap")
+
+
+def _regression_gaps(_t: CountTensor, _config: CriterionConfig) -> list[str | None]:
+    return list(REGRESSION_GAPS)
+
+
+def _regression(table, group, reference, detail, config):
+    from fer_fairness.criteria.regression import change_in_gap
+
+    return change_in_gap(table, group, reference, detail, config)
 
 
 def _floor(table, group, _detail, config):
@@ -320,6 +346,16 @@ BUILTIN: tuple[Criterion, ...] = (
         }
     ),
     rate_gap(
+        "over_attribution",
+        over_attribution,
+        metric="over-attribution rate ratio",
+        compare="ratio",
+        tolerance=1.5,
+        details=emotions,
+        denominator=_other_faces,
+        summary="per emotion, how often it is read into faces that do not show it (with recall_gap: equalised odds)",
+    ),
+    rate_gap(
         "non_answer_gap",
         non_answer,
         metric="non-answer rate difference",
@@ -349,5 +385,15 @@ BUILTIN: tuple[Criterion, ...] = (
         threshold=difference(0.10),
         measure=_spread(stratified=True),
         summary="the same, with each group standardised to a common emotion mix",
+    ),
+    Criterion(
+        name="no_regression",
+        shape="pair",
+        metric="change in gap since the baseline",
+        threshold=difference(0.02),
+        measure=_regression,
+        details=_regression_gaps,
+        requires="baseline",
+        summary="each gap against the same gap of a baseline run (--fairness-baseline), paired on shared images",
     ),
 )

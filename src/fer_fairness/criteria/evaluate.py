@@ -13,6 +13,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -65,6 +66,7 @@ class Table:
     dataset: str
     tensor: CountTensor
     pairs: tuple[tuple[str, str], ...]  # (group, reference)
+    baseline: Any = None  # regression.TableBaseline when the run has a baseline (--fairness-baseline)
 
 
 def _rng_for(seed: int, key: str) -> np.random.Generator:
@@ -147,19 +149,25 @@ def _family_key(subject: Subject, thresholds: Thresholds) -> str:
     return f"{subject.criterion}|{subject.model}|{subject.dataset}"
 
 
-def _family_alpha(thresholds: Thresholds) -> float:
+def _family_alpha(thresholds: Thresholds, criteria: list[Criterion]) -> float:
     """The error rate each family spends: with family = "gate" the criteria of one model x dataset
-    share alpha (Bonferroni over the K enabled criteria), so the gate as a whole holds alpha."""
+    share alpha (Bonferroni over the K criteria tested), so the gate as a whole holds alpha."""
     if thresholds.family != "gate":
         return thresholds.alpha
-    return thresholds.alpha / max(len(thresholds.enabled()), 1)
+    return thresholds.alpha / max(len(criteria), 1)
+
+
+def tested_criteria(thresholds: Thresholds, *, baseline: bool) -> list[Criterion]:
+    """The enabled criteria this run can test: those needing a baseline only when it has one."""
+    return [c for c in thresholds.enabled() if c.requires != "baseline" or baseline]
 
 
 def evaluate(tables: list[Table], *, thresholds: Thresholds, seed: int) -> list[Record]:
     """Every enabled criterion over every table, corrected per family, decided."""
+    criteria = tested_criteria(thresholds, baseline=any(t.baseline is not None for t in tables))
     subjects = [
         subject
-        for criterion in thresholds.enabled()
+        for criterion in criteria
         for table in tables
         for subject in _subjects(table, criterion, thresholds, seed)
     ]
@@ -167,8 +175,9 @@ def evaluate(tables: list[Table], *, thresholds: Thresholds, seed: int) -> list[
     for subject in subjects:
         families[_family_key(subject, thresholds)].append(subject)
     records = []
+    alpha = _family_alpha(thresholds, criteria)
     for family, members in families.items():
-        records.extend(_decide_family(family, members, thresholds))
+        records.extend(_decide_family(family, members, thresholds, alpha))
     return records
 
 
@@ -176,7 +185,7 @@ def _testable(subject: Subject) -> bool:
     return subject.measure is not None and not subject.measure.undefined
 
 
-def _decide_family(family: str, members: list[Subject], thresholds: Thresholds) -> Iterator[Record]:
+def _decide_family(family: str, members: list[Subject], thresholds: Thresholds, alpha: float) -> Iterator[Record]:
     """One family: the level every interval is read at, then each member's verdict.
 
     Holm (default): every interval at the Bonferroni level 1 - a/m, simultaneous over the family,
@@ -187,7 +196,6 @@ def _decide_family(family: str, members: list[Subject], thresholds: Thresholds) 
     (Benjamini & Yekutieli 2005); likewise the PASSes among the p-values of "the disparity lies
     within the band"; everything else at the Bonferroni level, where it is neither.
     """
-    alpha = _family_alpha(thresholds)
     tested = [s for s in members if _testable(s)]
     m = len(tested)
     raw = [s.measure.p_value for s in tested]

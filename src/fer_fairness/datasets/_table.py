@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -53,15 +54,25 @@ class Dataset:
     # study subset whose image count differs from the study's.
     notes: tuple[str, ...] = ()
 
+    @functools.cached_property
+    def image_digests(self) -> pd.Series:
+        """SHA-256 (hex) of each sample's image bytes, in sample order ("" where the file is absent);
+        read once per dataset object, for the fingerprint and for pairing two runs image by image."""
+        digests = []
+        for path in self.samples["path"]:
+            image = self.root / path
+            digests.append(hashlib.sha256(image.read_bytes()).hexdigest() if image.is_file() else "")
+        return pd.Series(digests, index=self.samples.index, dtype=object)
+
     def fingerprint(self) -> str:
         """Hash of sorted sample ids, labels, attributes and image bytes: changes when the data does."""
         digest = hashlib.sha256()
         columns = [*REQUIRED_COLUMNS, *self.attributes]
-        for row in self.samples.sort_values("sample_id")[columns].itertuples(index=False):
+        table = self.samples[columns].assign(_image=self.image_digests).sort_values("sample_id")
+        for *row, image in table.itertuples(index=False):
             digest.update("\x1f".join(map(str, row)).encode())
-            image = self.root / row.path
-            if image.is_file():
-                digest.update(hashlib.sha256(image.read_bytes()).digest())
+            if image:
+                digest.update(bytes.fromhex(image))
             digest.update(b"\x1e")
         return digest.hexdigest()[:16]
 
