@@ -1,14 +1,14 @@
-"""The report's charts: drawn from the records and facts alone, embedded as PNGs, names escaped."""
+"""The report's charts: drawn from the records and facts alone, inline SVG with text as text, names escaped."""
 
-import base64
+import xml.etree.ElementTree as ET
 
 import pytest
 
-from fer_fairness.report.charts import FOREST_ROWS, all_charts
+from fer_fairness.report.charts import COLOURS, FOREST_ROWS, all_charts
 from fer_fairness.report.html import render_html
 from tests.report.test_html import facts, record
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 def floor(group, estimate, verdict="PASS", model="m<b>", dataset="d", attribute="race"):
@@ -37,13 +37,22 @@ def counts(refused_black: int):
     }  # fmt: skip
 
 
-def decoded(chart) -> bytes:
-    prefix = "data:image/png;base64,"
-    assert chart.uri.startswith(prefix)
-    return base64.b64decode(chart.uri[len(prefix) :])
+def parsed(chart) -> ET.Element:
+    """The chart as XML: well-formed, an <svg> with its title first, no bitmap inside."""
+    root = ET.fromstring(chart.svg)
+    assert root.tag == f"{SVG}svg"
+    assert root[0].tag == f"{SVG}title" and root[0].text == chart.title
+    assert root.get("aria-label") == chart.title
+    assert not list(root.iter(f"{SVG}image"))  # vector only
+    return root
 
 
-def test_one_chart_per_grouping_and_each_a_png():
+def svg_texts(chart) -> list[str]:
+    """Every text the chart draws, as the browser finds it (svg.fonttype none: text, not glyph paths)."""
+    return ["".join(t.itertext()) for t in parsed(chart).iter(f"{SVG}text")]
+
+
+def test_one_chart_per_grouping_and_each_an_svg():
     records = [floor("Black", 0.6), floor("White", 0.8), floor("female", 0.7, attribute="gender")]
     records += [floor("male", None, attribute="gender"), floor("x", None, attribute="skin")]  # untested
     records += [ratio(0, 2.0, 1.1, 3.6), ratio(1, "inf", 1.0, "inf"), ratio(2, 0.5, 0.2, 1.1)]
@@ -57,7 +66,8 @@ def test_one_chart_per_grouping_and_each_a_png():
     assert [c.title for c in charts["heatmaps"]] == ["Confusions by race: m<b> on d"]
     for section in charts.values():
         for chart in section:
-            assert decoded(chart).startswith(PNG_SIGNATURE)
+            parsed(chart)
+    assert "anger" in svg_texts(charts["heatmaps"][0]) and "unparseable" not in svg_texts(charts["heatmaps"][0])
 
 
 def test_no_non_answer_chart_for_a_model_that_always_answered():
@@ -68,7 +78,7 @@ def test_the_forest_keeps_the_ratios_furthest_from_one(monkeypatch):
     from fer_fairness.report import charts as module
 
     drawn = []
-    monkeypatch.setattr(module, "_png", lambda figure: drawn.append(figure.axes[0].get_yticklabels()) or "data:,")
+    monkeypatch.setattr(module, "_svg", lambda figure, title: drawn.append(figure.axes[0].get_yticklabels()) or "")
     rows = [ratio(i, 1.0 + i / 100, 0.9, 3.0) for i in range(FOREST_ROWS + 10)]
     module.confusion_forest(rows)
     labels = [label.get_text() for label in drawn[0]]
@@ -81,8 +91,9 @@ def test_the_forest_keeps_the_ratios_furthest_from_one(monkeypatch):
 def test_the_page_embeds_charts_and_escapes_their_titles(name):
     full = {**record(), **floor(name, 0.7)}  # every field a record has, as the template reads them
     page = render_html(records=[full], facts={**facts(), "counts": [counts(refused_black=2)]})
-    assert page.count('<img src="data:image/png;base64,') == 3  # accuracy, non-answers, heatmap
-    assert 'alt="Accuracy by race: m&lt;b&gt; on d"' in page
+    assert page.count("<svg ") == 3  # accuracy, non-answers, heatmap
+    assert 'aria-label="Accuracy by race: m&lt;b&gt; on d"' in page
+    assert "<title>Accuracy by race: m&lt;b&gt; on d</title>" in page
     assert "<b>" not in page and name not in page
 
 
@@ -99,8 +110,8 @@ def test_every_name_on_a_chart_is_literal_text(monkeypatch, name, usetex):
 
     from fer_fairness.report import charts as module
 
-    drawn, png = [], module._png
-    monkeypatch.setattr(module, "_png", lambda figure: drawn.append(figure) or png(figure))
+    drawn, svg = [], module._svg
+    monkeypatch.setattr(module, "_svg", lambda figure, title: drawn.append(figure) or svg(figure, title))
     records = [floor(name, 0.6, model=name, dataset=name), floor("White", 0.8, model=name, dataset=name)]
     records += [{**ratio(0, 2.0, 1.1, 3.6), "model": name, "group": name}]
     table = {**counts(refused_black=4), "model": name, "groups": [name, "White"]}
@@ -114,3 +125,62 @@ def test_every_name_on_a_chart_is_literal_text(monkeypatch, name, usetex):
             # What matplotlib will draw for this text: the string unchanged, not parsed as math.
             assert text._preprocess_math(text.get_text()) == (text.get_text(), False)
             assert not text.get_usetex()
+    for section in charts.values():
+        for chart in section:
+            assert any(name in text for text in svg_texts(chart))  # and reaches the SVG as literal text
+
+
+# --- charts a reader can trust --------------------------------------------------------------------------
+
+
+def test_every_fail_is_in_the_forest_even_beyond_the_cut_and_with_infinite_bounds(monkeypatch):
+    from fer_fairness.report import charts as module
+
+    drawn = []
+    monkeypatch.setattr(module, "_svg", lambda figure, title: drawn.append(figure.axes[0].get_yticklabels()) or "")
+    rows = [ratio(i, 1.0 + i / 10, 0.9, 5.0) for i in range(FOREST_ROWS + 10)]  # large, far from 1
+    fails = [
+        ratio(100, 1.6, 1.55, 1.7, "FAIL"),
+        ratio(101, "inf", 3.0, "inf", "FAIL"),
+        ratio(102, 0.0, 0.0, 0.5, "FAIL"),
+    ]
+    module.confusion_forest(rows + fails)
+    labels = [label.get_text() for label in drawn[0]]
+    assert len(labels) == FOREST_ROWS
+    for r in fails:
+        assert sum(label.endswith(f" {r['detail']}") for label in labels) == 1
+
+
+def test_verdicts_have_a_shape_and_a_colour_and_a_legend():
+    assert len(set(COLOURS.values())) == len(set(module_markers().values())) == 3
+    (chart,) = all_charts(records=[ratio(0, 2.0, 1.6, 2.4, "FAIL"), ratio(1, 1.0, 0.9, 1.1, "PASS")], facts={})[
+        "forest"
+    ]
+    words = svg_texts(chart)
+    assert "FAIL" in words and "PASS" in words and "INCONCLUSIVE" not in words  # the legend names what is drawn
+    assert COLOURS["FAIL"].lower() in chart.svg.lower() and COLOURS["PASS"].lower() in chart.svg.lower()
+
+
+def module_markers():
+    from fer_fairness.report.charts import MARKERS
+
+    return MARKERS
+
+
+def test_the_accuracy_chart_shows_the_gap_verdict_of_each_group():
+    floors = [floor("Black", 0.6), floor("White", 0.8)]  # both floors PASS
+    gap = {**floors[0], "criterion": "accuracy_gap", "reference": "White", "verdict": "FAIL", "test_id": "g"}
+    (with_gap,) = all_charts(records=[*floors, gap], facts={})["accuracy"]
+    (without,) = all_charts(records=floors, facts={})["accuracy"]
+    assert COLOURS["FAIL"].lower() in with_gap.svg.lower() and COLOURS["FAIL"].lower() not in without.svg.lower()
+    assert "Black vs White" in svg_texts(with_gap) and "White (reference)" in svg_texts(with_gap)
+
+
+def test_heatmaps_have_a_colour_bar_and_full_labels():
+    long = {**counts(refused_black=4), "labels": ["happiness", "surprise"], "outcomes": ["happiness", "surprise",
+            "refused", "unparseable", "error"]}  # fmt: skip
+    (chart,) = all_charts(records=[], facts={"counts": [long]})["heatmaps"]
+    words = svg_texts(chart)
+    assert "happiness" in words and "surprise" in words and "refused" in words  # not cut to "happi"
+    assert "P(predicted | true)" in words  # the colour bar's label
+    assert "1.0" in words and "0.0" in words  # its scale

@@ -1,8 +1,10 @@
-"""fairness.html: one self-contained page (inline CSS, no network), every string escaped by Jinja2."""
+"""fairness.html: one self-contained page (inline CSS and script, no network), every string escaped by Jinja2."""
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -11,8 +13,41 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from fer_fairness._cache import atomic_path
 from fer_fairness.config import CRITERIA
+from fer_fairness.counts import GROUP_JOIN
 
 VERDICTS = ("FAIL", "INCONCLUSIVE", "PASS")
+
+# One sentence per FAIL finding, by criterion. Fields: see _finding_fields. A criterion missing here (a user's
+# own) gets GENERIC_PHRASE, so a new criterion never costs a finding its sentence.
+PHRASES = {
+    "confusion_ratio": "{true} is read as {predicted} {ratio}x as often for {group} as for {reference} "
+    "({attribute}; corrected CI {low}-{high}, {n_group} vs {n_reference} faces)",
+    "accuracy_gap": "Accuracy is {points} points {lower} for {group} than for {reference} ({attribute}): "
+    "{rate_group} vs {rate_reference} (corrected CI {low_points} to {high_points} points, "
+    "{n_group} vs {n_reference} faces)",
+    "accuracy_gap_stratified": "Within each true emotion, accuracy is {points} points {lower} for {group} than for "
+    "{reference} ({attribute}; corrected CI {low_points} to {high_points} points, {n_group} vs {n_reference} faces)",
+    "recall_gap": "{true} is recognised {points} points {less} often for {group} than for {reference} "
+    "({attribute}): {rate_group} vs {rate_reference} (corrected CI {low_points} to {high_points} points, "
+    "{n_group} vs {n_reference} faces)",
+    "non_answer_gap": "The model gives no label {points} points {more} often for {group} than for {reference} "
+    "({attribute}; corrected CI {low_points} to {high_points} points, {n_group} vs {n_reference} faces)",
+    "accuracy_floor": "Accuracy for {group} ({attribute}) is {estimate}, below the floor of {band_low} "
+    "(corrected CI {low} to {high}, {n_group} faces)",
+    "association": "Accuracy differs by up to {points} points across {attribute} groups, from {lowest} "
+    "to {highest} (corrected CI {low_points} to {high_points} points)",
+    "association_stratified": "Within each true emotion, accuracy differs by up to {points} points across "
+    "{attribute} groups, from {lowest} to {highest} (corrected CI {low_points} to {high_points} points)",
+}
+GENERIC_PHRASE = "{metric} for {subject}: {estimate} (corrected CI {low} to {high}), outside {threshold}"
+
+
+def anchor(test_id: str) -> str:
+    """The id of a test's row: "t-" + the first 12 hex digits of sha256(test id as UTF-8).
+
+    Safe for any character in a test id; a CI script links to fairness.html#t-<those digits>.
+    """
+    return "t-" + hashlib.sha256(test_id.encode("utf-8")).hexdigest()[:12]
 
 
 def _environment() -> Environment:
@@ -27,6 +62,8 @@ def _environment() -> Environment:
     # p-values, where 1e-26 is information.
     env.filters["bound"] = lambda v: _num(0.0 if isinstance(v, float) and abs(v) < 1e-12 else v)
     env.filters["percent"] = lambda value: "" if value is None else f"{value * 100:.4g}%"
+    env.filters["anchor"] = anchor
+    env.filters["filename"] = _file_name
     return env
 
 
@@ -42,14 +79,31 @@ def _num(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def _file_name(value: Any) -> Any:
+    """A local path reduced to its file name ("manifest:/home/me/faces.csv" -> "manifest:faces.csv").
+
+    The page travels (CI artifacts, e-mail): a home directory is nobody's business, and the fingerprints beside
+    it identify the inputs. Anything that does not look like a local path (a URL, a number) is left alone.
+    """
+    if not isinstance(value, str):
+        return value
+    match = re.fullmatch(r"([A-Za-z][\w-]*:)?((?:/(?!/)|~|[A-Za-z]:[\\/]|\.{1,2}[\\/]).*)", value)
+    if not match:
+        return value
+    return (match.group(1) or "") + re.split(r"[\\/]", match.group(2))[-1]
+
+
 def _matrix(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Verdict counts per (model, dataset) x criterion."""
     cells: dict[tuple[str, str], dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     for r in records:
         cells[(r["model"], r["dataset"])][r["criterion"]][r["verdict"]] += 1
+    return {"criteria": _criteria(records), "rows": [(m, d, cells[(m, d)]) for (m, d) in sorted(cells)]}
+
+
+def _criteria(records: list[dict[str, Any]]) -> list[str]:
     present = {r["criterion"] for r in records}
-    criteria = [c for c in CRITERIA if c in present] + sorted(present - set(CRITERIA))
-    return {"criteria": criteria, "rows": [(m, d, cells[(m, d)]) for (m, d) in sorted(cells)]}
+    return [c for c in CRITERIA if c in present] + sorted(present - set(CRITERIA))
 
 
 def _not_evaluated(facts: dict[str, Any]) -> list[dict[str, Any]]:
@@ -61,6 +115,133 @@ def _not_evaluated(facts: dict[str, Any]) -> list[dict[str, Any]]:
                 if any(groups.values()):
                     rows.append({"model": model, "dataset": dataset, "attribute": attribute, "groups": groups})
     return rows
+
+
+# --- findings -----------------------------------------------------------------------------------------
+
+
+def _float(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _short(value: Any) -> str:
+    """A number for a sentence: three significant digits, no exponent for large ratios."""
+    v = _float(value)
+    if math.isnan(v):
+        return "–"
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def _points(value: Any) -> str:
+    """A difference of proportions in percentage points."""
+    v = _float(value)
+    return "–" if math.isnan(v) else _short(abs(v) * 100)
+
+
+def _signed_points(value: Any) -> str:
+    v = _float(value)
+    return _short(v * 100).replace("-", "−") if not math.isnan(v) else "–"
+
+
+def _disparity_key(r: dict[str, Any]) -> tuple:
+    """What makes two FAIL records one finding.
+
+    Same model, dataset, criterion and detail, and the same contrast: the attribute that differs between group
+    and reference, and its two values. An intersection compares cells that differ in one attribute only, so
+    "skin_tone+gender=dark+female~light+female" is the contrast skin_tone dark vs light, the same as
+    "skin_tone=dark~light": one finding, with the intersections listed under it. Records without a reference
+    (a floor, an association) are their own contrast.
+    """
+    attribute, group, reference = r["attribute"], r["group"], r["reference"]
+    if reference is not None:
+        names, values, others = attribute.split(GROUP_JOIN), group.split(GROUP_JOIN), reference.split(GROUP_JOIN)
+        if len(names) == len(values) == len(others) > 1:
+            differing = [i for i in range(len(names)) if values[i] != others[i]]
+            if len(differing) == 1:
+                i = differing[0]
+                attribute, group, reference = names[i], values[i], others[i]
+    return (r["model"], r["dataset"], r["criterion"], r["detail"], attribute, group, reference)
+
+
+def _finding_fields(r: dict[str, Any]) -> dict[str, str]:
+    """The numbers of a record as the words PHRASES are filled with."""
+    n, rates = r.get("n") or {}, r.get("rates") or {}
+    group, reference = r["group"], r["reference"]
+    detail = r.get("detail") or ""
+    true, _, predicted = detail.partition("->")
+    estimate = _float(r.get("estimate"))
+    finite_rates = {g: v for g, v in rates.items() if v is not None and not math.isnan(_float(v))}
+    lowest = min(finite_rates, key=lambda g: _float(finite_rates[g]), default=None)
+    highest = max(finite_rates, key=lambda g: _float(finite_rates[g]), default=None)
+    subject = f"{r['attribute']}={group}" + (f" vs {reference}" if reference is not None else "")
+    return {
+        "group": group,
+        "reference": "" if reference is None else reference,
+        "attribute": r["attribute"],
+        "detail": detail,
+        "true": true.capitalize(),
+        "predicted": predicted.capitalize(),
+        "subject": subject + (f" ({detail})" if detail else ""),
+        "metric": r.get("metric") or r["criterion"],
+        "threshold": r.get("threshold") or "the band",
+        "estimate": _short(estimate),
+        "ratio": _short(estimate),
+        "points": _points(estimate),
+        "lower": "lower" if estimate < 0 else "higher",
+        "less": "less" if estimate < 0 else "more",
+        "more": "more" if estimate > 0 else "less",
+        "low": _short(r.get("ci_low")),
+        "low_points": _signed_points(r.get("ci_low")),
+        "high_points": _signed_points(r.get("ci_high")),
+        "high": _short(r.get("ci_high")),
+        "band_low": _short(r.get("band_low")),
+        "n_group": str(n.get(group, "–")),
+        "n_reference": str(n.get(reference, "–")) if reference is not None else "–",
+        "rate_group": _short(rates.get(group)),
+        "rate_reference": _short(rates.get(reference)) if reference is not None else "–",
+        "lowest": "–" if lowest is None else f"{lowest} ({_short(rates[lowest])})",
+        "highest": "–" if highest is None else f"{highest} ({_short(rates[highest])})",
+    }
+
+
+def finding_sentence(record: dict[str, Any]) -> str:
+    """One plain-words sentence for a FAIL record, from PHRASES (GENERIC_PHRASE for an unknown criterion)."""
+    fields = _finding_fields(record)
+    template = PHRASES.get(record["criterion"], GENERIC_PHRASE)
+    try:
+        return template.format(**fields) + "."
+    except (KeyError, IndexError):  # a template naming a field that does not exist: still say something
+        return GENERIC_PHRASE.format(**fields) + "."
+
+
+def findings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One finding per distinct disparity among the FAILs (see _disparity_key), in the policy's criterion order.
+
+    The sentence is drawn from the plainest record of the group: the single attribute when it failed too,
+    else the fewest-attribute intersection; the other records are listed as "also seen in".
+    """
+    grouped: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        if r["verdict"] == "FAIL":
+            grouped[_disparity_key(r)].append(r)
+    order = {c: i for i, c in enumerate(_criteria(records))}
+    out = []
+    for key, rows in grouped.items():
+        rows = sorted(rows, key=lambda r: (r["attribute"].count(GROUP_JOIN), r["test_id"]))
+        out.append({"sentence": finding_sentence(rows[0]), "record": rows[0], "also": rows[1:], "key": key})
+    return sorted(out, key=lambda f: (order[f["record"]["criterion"]], f["key"][:2], f["record"]["test_id"]))
+
+
+def _owners(records: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """Each criterion's owner and rationale (configured once per criterion, carried by every record)."""
+    out: dict[str, dict[str, str]] = {}
+    for r in records:
+        entry = out.setdefault(r["criterion"], {"owner": "", "rationale": ""})
+        for key in ("owner", "rationale"):
+            entry[key] = entry[key] or r.get(key) or ""
+    return out
 
 
 def render_html(*, records: list[dict[str, Any]], facts: dict[str, Any], decision: dict[str, Any] | None = None) -> str:
@@ -78,8 +259,9 @@ def render_html(*, records: list[dict[str, Any]], facts: dict[str, Any], decisio
         decision=decision,
         not_evaluated=_not_evaluated(facts),
         matrix=_matrix(records),
+        findings=findings(records),
+        owners=_owners(records),
         by_criterion=dict(by_criterion),
-        inconclusive=[r for r in records if r["verdict"] == "INCONCLUSIVE"],
         verdicts=VERDICTS,
     )
 
