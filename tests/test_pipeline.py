@@ -3,9 +3,10 @@
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from fer_fairness import pipeline
-from fer_fairness.config import load_thresholds
+from fer_fairness.config import load_thresholds, parse_thresholds
 from fer_fairness.datasets.manifest import load_manifest
 from fer_fairness.report.charts import all_charts
 from fer_fairness.session import RunState
@@ -129,3 +130,40 @@ def test_facts_say_which_groupings_were_clustered_and_over_how_many_subjects(tmp
         ("race+gender", True, 44),
     ]
     assert "clusters" not in facts["counts"][0]  # per-person counts stay out of the JSON
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {},
+        {"settings": {"comparisons": "all-pairs", "min_group_size": 1}},
+        {"groups": {"intersection_comparisons": "one-reference"}, "settings": {"comparisons": "all-pairs"}},
+        {"groups": {"intersections": "none"}, "criteria": {"confusion_ratio": {"pairs": ["anger->disgust"]}}},
+    ],
+    ids=["defaults", "all-pairs", "one-reference", "named-pairs"],
+)
+def test_the_tests_named_before_prediction_are_exactly_the_tests_evaluated(tmp_path, policy):
+    """Collection names tests from the datasets alone; the run (whatever the model answered, even for a
+    group with every answer missing or refused) decides exactly those tests, no more, no fewer."""
+    cells = [
+        ({"race": "Black", "gender": "f"}, "anger", "disgust", 20),
+        ({"race": "Black", "gender": "m"}, "disgust", "refused", 12),
+        ({"race": "White", "gender": "f"}, "anger", "anger", 35),
+        ({"race": "White", "gender": "m"}, "disgust", "happiness", 9),  # an answer outside the dataset's labels
+        ({"race": "Asian", "gender": "f"}, "disgust", "error", 1),
+        ({"race": "Asian", "gender": "m"}, "anger", "unparseable", 4),
+    ]
+    manifest, predictions = write_study(tmp_path, cells)
+    settings = {**policy.get("settings", {}), "max_not_evaluated": 0.5}  # one sample of 81 has no answer
+    state = RunState.from_options(
+        thresholds=parse_thresholds({**policy, "settings": settings}, source="test policy"),
+        datasets=[f"manifest:{manifest}?name=toy"],
+        models=[f"predictions:{predictions}?name=m"],
+        seed=0,
+        cache_dir=tmp_path / "cache",
+        report_dir=tmp_path / "reports",
+    )
+    planned = {(p.criterion, p.test_id) for p in pipeline.plan(state)}
+    records, _facts = pipeline.run(state)
+    assert planned == {(r.criterion, r.test_id) for r in records}
+    assert len(planned) > 30

@@ -17,8 +17,8 @@ from fer_fairness import __version__
 from fer_fairness.baseline import OUTCOME_FIELDS
 from fer_fairness.config import Thresholds
 from fer_fairness.counts import GROUP_JOIN, build_counts, join_outcomes
-from fer_fairness.criteria.evaluate import Table, evaluate
-from fer_fairness.criteria.records import Record
+from fer_fairness.criteria.evaluate import Table, evaluate, planned_tests
+from fer_fairness.criteria.records import Planned, Record
 from fer_fairness.datasets._table import Dataset, check_dataset
 from fer_fairness.errors import ConfigError, DatasetError, FairnessError
 from fer_fairness.evaluated import check_evaluated, count_not_evaluated
@@ -30,17 +30,46 @@ from fer_fairness.specs import Registry, Spec
 _VERSIONS = ("numpy", "scipy", "statsmodels", "pandas", "scikit-learn", "pytest")
 
 
-def run(state: RunState) -> tuple[list[Record], dict[str, Any]]:
-    """Every model on every dataset, every grouping, every criterion: the records and the run facts."""
+def load(state: RunState) -> tuple[list[Dataset], list[Model]]:
+    """The datasets loaded and the models built (once per run); no model is asked anything yet."""
+    if state.loaded is None:
+        datasets = [_load_dataset(state, spec) for spec in state.dataset_specs]
+        models = [_build_model(state, spec) for spec in state.model_specs]
+        _unique("dataset", [d.name for d in datasets])
+        _unique("model", [m.name for m in models])
+        state.loaded = (datasets, models)
+    return state.loaded
+
+
+def plan(state: RunState) -> list[Planned]:
+    """Every fairness test of the run, named from the datasets and the policy alone (no prediction).
+
+    The tests' ids depend on the groups, emotions and comparisons, which come from the samples; so
+    each table is counted here as if every answer were right, only to enumerate what will be tested.
+    """
+    datasets, models = load(state)
+    tables: list[Table] = []
+    for model, dataset in itertools.product(models, datasets):
+        joined = dataset.samples.assign(outcome=dataset.samples["emotion"])
+        tables.extend(_tables(state, model.name, dataset, joined, planning=True))
+    return planned_tests(tables, thresholds=state.thresholds, with_baseline=state.baseline is not None)
+
+
+def run(state: RunState, pairs: set[tuple[str, str]] | None = None) -> tuple[list[Record], dict[str, Any]]:
+    """The records and run facts of the (model, dataset) ``pairs`` (None: all): predict, count, evaluate.
+
+    Only the models of selected tests are asked (``-k`` naming one model runs that model alone); each
+    family is still corrected as a whole, since a family never spans two models or datasets (with
+    ``family = "run"`` the caller asks for every pair).
+    """
     started = time.perf_counter()
-    datasets = [_load_dataset(state, spec) for spec in state.dataset_specs]
-    models = [_build_model(state, spec) for spec in state.model_specs]
-    _unique("dataset", [d.name for d in datasets])
-    _unique("model", [m.name for m in models])
+    datasets, models = load(state)
     context = PredictContext(seed=state.seed, cache_dir=state.cache_dir, progress=state.progress, **state.limits)
     tables: list[Table] = []
     kept: list[pd.DataFrame] = []
     for model, dataset in itertools.product(models, datasets):
+        if pairs is not None and (model.name, dataset.name) not in pairs:
+            continue
         state.say(f"fer-fairness: {model.name} on {dataset.name} ({len(dataset.samples)} images)")
         predicted = check_outcomes(model.predict(dataset, context=context), model=model.name, dataset=dataset.name)
         outcomes = _without_excluded(predicted, dataset)
@@ -54,11 +83,15 @@ def run(state: RunState) -> tuple[list[Record], dict[str, Any]]:
     # be the paired baseline of a later one.
     state.outcomes = pd.concat(kept, ignore_index=True)[list(OUTCOME_FIELDS)] if kept else None
     records = evaluate(tables, thresholds=state.thresholds, seed=state.seed)
+    if pairs is not None:  # the facts describe what this run asked, not what -k left out
+        models = [m for m in models if any(m.name == name for name, _ in pairs)]
+        datasets = [d for d in datasets if any(d.name == name for _, name in pairs)]
     facts = _facts(state, datasets, models)
     facts["counts"] = [_counts(table) for table in tables]
     facts["not_evaluated"] = count_not_evaluated(tables)
+    asked = len(models) * len(datasets) if pairs is None else len(pairs)
     state.say(
-        f"fer-fairness: {len(records)} fairness tests from {len(models)} model(s) x {len(datasets)} dataset(s) "
+        f"fer-fairness: {len(records)} fairness tests from {asked} model x dataset pair(s) "
         f"in {time.perf_counter() - started:.1f} s"
     )
     return records, facts
@@ -116,7 +149,9 @@ def _accepted(factory: Any, context: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in context.items() if k in names}
 
 
-def _tables(state: RunState, model: str, dataset: Dataset, joined: pd.DataFrame) -> list[Table]:
+def _tables(
+    state: RunState, model: str, dataset: Dataset, joined: pd.DataFrame, *, planning: bool = False
+) -> list[Table]:
     t = state.thresholds
     references: dict[str, str] = {}  # each attribute's reference group, over the whole dataset
     tables = []
@@ -134,7 +169,7 @@ def _tables(state: RunState, model: str, dataset: Dataset, joined: pd.DataFrame)
             pairs = _like_with_like_pairs(
                 tensor.groups, cells, [references[a] for a in attributes], all_pairs=t.comparisons == "all-pairs"
             )
-        baseline = _baseline_for(state, model, dataset, joined, attributes, tensor)
+        baseline = None if planning else _baseline_for(state, model, dataset, joined, attributes, tensor)
         tables.append(Table(model=model, dataset=dataset.name, tensor=tensor, pairs=pairs, baseline=baseline))
     return tables
 
@@ -318,6 +353,8 @@ def _like_with_like_pairs(
 
 
 def _facts(state: RunState, datasets: list[Dataset], models: list[Model]) -> dict[str, Any]:
+    loaded = state.loaded[0] if state.loaded is not None else datasets
+    spec_of = {d.name: spec for d, spec in zip(loaded, state.dataset_specs, strict=True)}
     versions = {}
     for package in _VERSIONS:
         try:
@@ -340,7 +377,7 @@ def _facts(state: RunState, datasets: list[Dataset], models: list[Model]) -> dic
         },
         "datasets": {
             d.name: {
-                "spec": spec.text,
+                "spec": spec_of[d.name].text,
                 "description": d.description,
                 "images": len(d.samples),
                 "fingerprint": d.fingerprint(),
@@ -350,7 +387,7 @@ def _facts(state: RunState, datasets: list[Dataset], models: list[Model]) -> dic
                 "exclusions": _exclusions(d),
                 "notes": list(d.notes),
             }
-            for d, spec in zip(datasets, state.dataset_specs, strict=True)
+            for d in datasets
         },
         "models": {m.name: m.describe() for m in models},
         "prompts": {m.name: m.prompts() for m in models if hasattr(m, "prompts")},

@@ -14,7 +14,7 @@ import pytest
 from fer_fairness import hooks
 from fer_fairness.config import load_thresholds
 from fer_fairness.criteria import catalogue
-from fer_fairness.criteria.records import Record
+from fer_fairness.criteria.records import Planned, Record
 from fer_fairness.datasets import DATASETS
 from fer_fairness.errors import ConfigError, DatasetWarning, FairnessError
 from fer_fairness.models import MODELS
@@ -31,6 +31,7 @@ MARKER_ERRORS = pytest.StashKey[list[str]]()  # mistyped fairness markers, repor
 FACTS_KEY = "fer_fairness_facts"  # xdist workeroutput key: run facts travel from workers to the controller
 PLANNED_KEY = "fer_fairness_planned"  # xdist workeroutput key: how many fairness tests a worker collected
 RECORD_ARG = "fairness_record"
+RECORD = pytest.StashKey[Record]()  # the record a fairness test was given, for its report
 
 
 def _number(kind: type, *, low: float, words: str, high: float = math.inf):
@@ -310,11 +311,16 @@ def _check_fairness_run(state: RunState, folders: dict[str, Path]) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     if config.stash[FAIRNESS_RUN]:
+        # Datasets load and models are built now, so their mistakes are usage errors; no model is asked
+        # anything until the selected tests are known (pytest_collection_finish).
+        xdist_controller = config.pluginmanager.hasplugin("dsession")
         try:
-            _prepare(config)
+            _prepare(config, evaluate=xdist_controller and not config.option.collectonly)
         except FairnessError as exc:
             raise pytest.UsageError(str(exc)) from None
-        if config.pluginmanager.hasplugin("dsession"):  # an xdist controller: workers read, never evaluate
+        if xdist_controller and not config.option.collectonly:
+            # Workers read, never evaluate; the controller does not see which tests -k leaves to them,
+            # so under xdist every model x dataset is evaluated.
             state = config.stash[STATE]
             config.stash[HANDOFF] = state.hand_off(state.cache_dir / "handoff")
 
@@ -339,26 +345,30 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
-def _prepare(config: pytest.Config) -> dict[str, list[Record]]:
+def _prepare(config: pytest.Config, *, evaluate: bool, pairs: set[tuple[str, str]] | None = None) -> None:
+    """Plan the run (load datasets, build models, name the tests); with ``evaluate``, also predict and
+    evaluate ``pairs`` (None: every model x dataset). An xdist worker adopts its controller's records."""
     state = config.stash[STATE]
     handoff = getattr(config, "workerinput", {}).get(HANDOFF_KEY)
     if state.records is None and handoff:
         state.take_over(Path(handoff))
-    if state.records is None:
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            state.say = reporter.write_line
-        # Loaders warn about what need not stop the run (a study subset of unexpected size); this
-        # runs before pytest collects warnings, so pass them on to the terminal here.
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", DatasetWarning)
-            state.prepare()
-        for warning in caught:
-            if issubclass(warning.category, DatasetWarning):
-                state.say(f"fer-fairness: warning: {warning.message}")
-            else:
-                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    return state.records
+    if state.records is not None:
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        state.say = reporter.write_line
+    # Loaders warn about what need not stop the run (a study subset of unexpected size); this
+    # runs before pytest collects warnings, so pass them on to the terminal here.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DatasetWarning)
+        state.plan()
+        if evaluate:
+            state.prepare(pairs)
+    for warning in caught:
+        if issubclass(warning.category, DatasetWarning):
+            state.say(f"fer-fairness: warning: {warning.message}")
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -392,12 +402,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
         return
     try:
-        records = _prepare(metafunc.config).get(criterion, [])
+        _prepare(metafunc.config, evaluate=False)
     except FairnessError as exc:
         # Reached only when the run was not recognised as a fairness run up front (see
         # _is_fairness_run); a CollectError shows as one line, without a traceback.
         raise pytest.Collector.CollectError(f"fer-fairness: {exc}") from None
-    metafunc.parametrize(RECORD_ARG, records, ids=[r.test_id for r in records])
+    # A worker holds its controller's records; otherwise the tests are named from the plan, and the
+    # fixture looks each record up when its test runs.
+    tests = (state.records if state.records is not None else state.planned).get(criterion, [])
+    metafunc.parametrize(RECORD_ARG, tests, ids=[t.test_id for t in tests], indirect=True)
 
 
 @pytest.fixture
@@ -406,12 +419,17 @@ def fairness_record(request: pytest.FixtureRequest) -> Record:
     estimate, corrected interval, band, verdict and reason. Tests marked
     @pytest.mark.fairness("CRITERION") get one test per record; pass it to fer_fairness.gate, or assert
     on its fields (record.ci_high, record.rates, record.n) for a check of your own."""
-    # Reached only where no record was parametrized: the test lacks the marker.
-    pytest.fail(
-        f"{request.node.nodeid} asks for fairness_record but has no fairness marker; mark it "
-        '@pytest.mark.fairness("accuracy_gap") (or another criterion) to get one test per record',
-        pytrace=False,
-    )
+    param = getattr(request, "param", None)
+    if param is None:  # nothing was parametrized: the test lacks the marker
+        pytest.fail(
+            f"{request.node.nodeid} asks for fairness_record but has no fairness marker; mark it "
+            '@pytest.mark.fairness("accuracy_gap") (or another criterion) to get one test per record',
+            pytrace=False,
+        )
+    record = param if isinstance(param, Record) else request.config.stash[STATE].record_for(param)
+    request.node.stash[RECORD] = record
+    request.node.user_properties.extend((xml_name(name), value) for name, value in record.junit_properties())
+    return record
 
 
 class _Mistyped(str):
@@ -450,8 +468,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     planned = 0
     for item in items:
         record = getattr(item, "callspec", None) and item.callspec.params.get(RECORD_ARG)
-        if isinstance(record, Record):
-            item.user_properties.extend((xml_name(name), value) for name, value in record.junit_properties())
+        if isinstance(record, Record | Planned):  # its JUnit properties are added when the record is given
             # -k cannot parse these ids ('=', '~', '|' and '->' are not in its grammar), so each part is also a
             # keyword: KIND_NAME with every run of characters other than letters, digits and '_' written '_'.
             parts = {"model": record.model, "dataset": record.dataset, "criterion": record.criterion}
@@ -465,11 +482,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     config.stash[PLANNED] = planned
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The selection is known (after -k, --lf, -m): ask only the models of selected tests."""
+    config = session.config
+    state = config.stash.get(STATE, None)
+    if state is None or state.records is not None or config.option.collectonly:
+        return
+    selected = [item.callspec.params[RECORD_ARG] for item in session.items if _planned(item)]
+    if not selected:
+        return
+    pairs = None if state.thresholds.family == "run" else {(p.model, p.dataset) for p in selected}
+    try:
+        _prepare(config, evaluate=True, pairs=pairs)
+    except FairnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _planned(item: pytest.Item) -> bool:
+    return isinstance(getattr(item, "callspec", None) and item.callspec.params.get(RECORD_ARG), Planned)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
-    record = getattr(item, "callspec", None) and item.callspec.params.get(RECORD_ARG)
-    if isinstance(record, Record) and report.when == "call":
+    record = item.stash.get(RECORD, None)
+    if record is not None and report.when == "call":
         report.fairness_record = record.to_dict()  # survives xdist: extra report attributes are serialised
     return report
 

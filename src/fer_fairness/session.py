@@ -22,7 +22,7 @@ from fer_fairness.specs import Registry, Spec
 
 if TYPE_CHECKING:
     from fer_fairness.baseline import Baseline
-    from fer_fairness.criteria.records import Record
+    from fer_fairness.criteria.records import Planned, Record
 
 DEFAULT_DATASET = "synthetic"
 DEFAULT_MODEL = "hog-probe"
@@ -45,8 +45,11 @@ class RunState:
     say: Callable[[str], None] = lambda line: None
     baseline: Baseline | None = None  # an earlier run, for no_regression (--fairness-baseline)
     outcomes: Any = None  # every sample's outcome (pandas DataFrame), written beside fairness.json
+    loaded: Any = None  # (datasets, models), once loaded and built (pipeline.load)
+    planned: dict[str, list[Planned]] | None = None  # the tests, by criterion, named before any prediction
     records: dict[str, list[Record]] | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+    _index: dict[tuple[str, str], Record] | None = None
     evaluation_s: float | None = None  # wall time of prepare's load, predict and evaluate, when it ran here
 
     @classmethod
@@ -70,19 +73,40 @@ class RunState:
             **settings,
         )
 
-    def prepare(self) -> dict[str, list[Record]]:
-        """Load, predict, count and evaluate (once). Returns the records grouped by criterion."""
+    def plan(self) -> dict[str, list[Planned]]:
+        """Load the datasets and build the models (once), and name every test; no model is asked."""
+        if self.planned is None:
+            from fer_fairness.pipeline import plan
+
+            grouped: dict[str, list[Planned]] = {}
+            for planned in plan(self):
+                grouped.setdefault(planned.criterion, []).append(planned)
+            self.planned = grouped
+        return self.planned
+
+    def prepare(self, pairs: set[tuple[str, str]] | None = None) -> dict[str, list[Record]]:
+        """Predict, count and evaluate (once) the (model, dataset) ``pairs`` (None: all), grouped by criterion."""
         if self.records is None:
             from fer_fairness.pipeline import run
 
             started = time.perf_counter()
-            records, self.facts = run(self)
+            records, self.facts = run(self, pairs)
             self.evaluation_s = time.perf_counter() - started
             grouped: dict[str, list[Record]] = {}
             for record in records:
                 grouped.setdefault(record.criterion, []).append(record)
             self.records = grouped
         return self.records
+
+    def record_for(self, planned: Planned) -> Record:
+        """The record of a planned test (evaluating every pair first, if nothing was evaluated yet)."""
+        records = self.prepare()
+        if self._index is None:
+            self._index = {(r.criterion, r.test_id): r for rs in records.values() for r in rs}
+        found = self._index.get((planned.criterion, planned.test_id))
+        if found is None:  # plan and evaluation enumerate tests with one function: this is a bug
+            raise RuntimeError(f"fer-fairness: planned test {planned.test_id} ({planned.criterion}) was not evaluated")
+        return found
 
     def hand_off(self, folder: Path) -> Path:
         """Write the evaluated records and facts for xdist workers, who read them rather than evaluate.

@@ -267,7 +267,7 @@ def test_fairness_tests_outside_a_fairness_folder_still_fail_cleanly(pytester, m
     def broken(state):
         raise DatasetError("manifest faces.csv: no samples")
 
-    monkeypatch.setattr(pipeline, "run", broken)
+    monkeypatch.setattr(pipeline, "load", broken)  # datasets load while tests are named
     pytester.mkdir("checks")
     (pytester.path / "checks" / "test_fair.py").write_text(FAIRNESS_TESTS)
     result = pytester.runpytest("checks")

@@ -23,7 +23,7 @@ from fer_fairness.counts import CountTensor
 from fer_fairness.criteria.catalogue import Criterion
 from fer_fairness.criteria.measures import Measure
 from fer_fairness.criteria.messages import explain
-from fer_fairness.criteria.records import Record
+from fer_fairness.criteria.records import Planned, Record
 from fer_fairness.criteria.verdict import Rule, Verdict, decide
 from fer_fairness.errors import ConfigError
 
@@ -74,7 +74,10 @@ def _rng_for(seed: int, key: str) -> np.random.Generator:
     return np.random.default_rng([seed, int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")])
 
 
-def _subjects(table: Table, criterion: Criterion, thresholds: Thresholds, seed: int) -> Iterator[Subject]:
+def _subjects(
+    table: Table, criterion: Criterion, thresholds: Thresholds, seed: int, *, measured: bool = True
+) -> Iterator[Subject]:
+    """The tests of one criterion on one table; ``measured=False`` only names them (collection)."""
     name = criterion.name
     t, cfg = table.tensor, thresholds.criterion(name)
     evaluated = t.counts[:, :, t.evaluated_mask()].sum(axis=(1, 2))
@@ -91,14 +94,14 @@ def _subjects(table: Table, criterion: Criterion, thresholds: Thresholds, seed: 
         for (group, reference), detail in itertools.product(table.pairs, details):
             n = {group: sizes[group], reference: sizes[reference]}
             untested = too_small((group, reference))
-            measure = None if untested else _measured(criterion, table, group, reference, detail, cfg)
+            measure = None if untested or not measured else _measured(criterion, table, group, reference, detail, cfg)
             yield Subject(
                 **base, group=group, reference=reference, detail=detail, n=n, measure=measure, untested=untested
             )
     elif criterion.shape == "group":
         for group, detail in itertools.product(t.groups, details):
             untested = too_small((group,))
-            measure = None if untested else _measured(criterion, table, group, detail, cfg)
+            measure = None if untested or not measured else _measured(criterion, table, group, detail, cfg)
             yield Subject(
                 **base,
                 group=group,
@@ -112,7 +115,7 @@ def _subjects(table: Table, criterion: Criterion, thresholds: Thresholds, seed: 
         kept = tuple(g for g in t.groups if sizes[g] >= minimum)
         for detail in details:
             subject = Subject(**base, group="", reference=None, detail=detail, n=sizes, measure=None)
-            if len(kept) < 2:
+            if len(kept) < 2 or not measured:
                 untested = f"fewer than two groups reach min_group_size = {minimum}"
                 yield Subject(**{**subject.__dict__, "untested": untested})
                 continue
@@ -160,6 +163,25 @@ def _family_alpha(thresholds: Thresholds, criteria: list[Criterion]) -> float:
 def tested_criteria(thresholds: Thresholds, *, baseline: bool) -> list[Criterion]:
     """The enabled criteria this run can test: those needing a baseline only when it has one."""
     return [c for c in thresholds.enabled() if c.requires != "baseline" or baseline]
+
+
+def planned_tests(tables: list[Table], *, thresholds: Thresholds, with_baseline: bool) -> list[Planned]:
+    """The tests evaluate() will decide on these tables, named without measuring anything."""
+    return [
+        Planned(
+            test_id=s.test_id,
+            criterion=s.criterion,
+            model=s.model,
+            dataset=s.dataset,
+            attribute=s.attribute,
+            group=s.group,
+            reference=s.reference,
+            detail=s.detail,
+        )
+        for criterion in tested_criteria(thresholds, baseline=with_baseline)
+        for table in tables
+        for s in _subjects(table, criterion, thresholds, 0, measured=False)
+    ]
 
 
 def evaluate(tables: list[Table], *, thresholds: Thresholds, seed: int) -> list[Record]:

@@ -110,3 +110,22 @@ def _fmt(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "nan"
     return f"{value:.6g}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Planned:
+    """A fairness test known before any model is asked: what its record will be about, and its id.
+
+    Test ids depend on the datasets (groups, emotions) and the policy, never on predictions, so
+    collection needs only the datasets; the record is looked up by (criterion, test_id) when the
+    test runs, after the selected models have predicted.
+    """
+
+    test_id: str
+    criterion: str
+    model: str
+    dataset: str
+    attribute: str
+    group: str
+    reference: str | None
+    detail: str | None

@@ -75,7 +75,8 @@ class ReportCollector:
             planned=planned,
             partial_note=_files_skipped_by_lf(self.config),
         )
-        if not self.records:  # nothing ran (say -x stopped early): the terminal says so, the reports stay
+        if not self.records:  # nothing ran (-x stopped early, Ctrl-C while models were asked): reports stay
+            self._keep_junit()
             return
         facts = self.state.facts or self.worker_facts
         _junit_run_facts(self.config, facts, self.decision)
@@ -133,6 +134,24 @@ class ReportCollector:
         if self.render_failure:
             terminalreporter.write_line(self.render_failure, red=True, bold=True)
         terminalreporter.write_line(self.decision.line, bold=True)
+
+    def _keep_junit(self) -> None:
+        """pytest writes junit.xml after this hook; where it is ours (the default path), the last complete
+        one is put back afterwards (pytest_unconfigure) rather than replaced by a run that tested nothing."""
+        path = self.state.report_dir / "junit.xml"
+        if self.config.option.xmlpath and Path(self.config.option.xmlpath).resolve() == path.resolve():
+            self.junit_kept = (path, path.read_bytes() if path.is_file() else None)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        kept = getattr(self, "junit_kept", None)
+        if kept is None:
+            return
+        path, previous = kept
+        if previous is None:
+            path.unlink(missing_ok=True)
+            return
+        with atomic_path(path) as temporary:
+            temporary.write_bytes(previous)
 
 
 class ReportRenderError(Exception):
