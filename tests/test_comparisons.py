@@ -55,7 +55,7 @@ def joined(sizes: dict[tuple[str, ...], int], *, attributes=("skin_tone", "gende
 def tables(frame: pd.DataFrame, attributes=("skin_tone", "gender"), **document):
     policy = parse_thresholds(document, source="test policy")
     dataset = SimpleNamespace(name="d", attributes=attributes, emotions=LABELS)
-    return pipeline._tables(SimpleNamespace(thresholds=policy), "m", dataset, frame)
+    return pipeline._tables(SimpleNamespace(thresholds=policy, baseline=None), "m", dataset, frame)
 
 
 def pairs_of(frame: pd.DataFrame, grouping: str, **document) -> set[tuple[str, str]]:

@@ -11,6 +11,8 @@ import math
 import re
 from typing import Any
 
+from fer_fairness.criteria.catalogue import BUILTIN
+
 RULES = ("outside", "inside", "powered", "overlap", "undefined")
 VERDICT_OF_RULE = {
     "outside": "FAIL",
@@ -20,7 +22,9 @@ VERDICT_OF_RULE = {
     "undefined": "INCONCLUSIVE",
 }
 # The no-disparity value per criterion: differences and spreads 0, ratios 1, the floor has none.
-NULLS = {"confusion_ratio": 1.0, "accuracy_floor": None}
+# "No disparity" by what a criterion's band is on: a difference, a ratio, or a floor (which has none).
+NULLS = {"difference": 0.0, "ratio": 1.0, "floor": None}
+KINDS = {c.name: c.threshold.kind for c in BUILTIN}
 NUMBERS = ("estimate", "ci_low", "ci_high", "confidence", "band_low", "band_high")
 _PRINTED_CI = re.compile(r"CI \[([^,\]]+), ([^\]]+)\]")
 _INFERENCE = re.compile(r"independent images|clustered by subject \(design effect [0-9].*\)")
@@ -98,7 +102,7 @@ def violations(record: Any, *, target_power: float) -> list[str]:
     if verdict != VERDICT_OF_RULE[rule]:
         problems.append(f"verdict {verdict} under rule {rule!r} (which gives {VERDICT_OF_RULE[rule]})")
 
-    expected_null = NULLS.get(r["criterion"], 0.0)
+    expected_null = NULLS[KINDS[r["criterion"]]]
     if r["null"] != expected_null and not (rule == "undefined" and r["null"] is None):
         problems.append(f"null {r['null']!r}, expected {expected_null!r} for {r['criterion']}")
     if not (isinstance(r["inference"], str) and _INFERENCE.fullmatch(r["inference"])):

@@ -79,11 +79,15 @@ def _predictions(root: Path, spec: str) -> Path:
 
 
 def _lacking(records: list[dict], *, emotion: str, group: str) -> list[dict]:
-    """The per-emotion records about ``emotion`` that compare ``group`` (as group or as reference)."""
+    """The per-emotion records about ``emotion`` faces that compare ``group`` (as group or as reference).
+
+    over_attribution[emotion] is about the other faces read as ``emotion``, which the group has: not one.
+    """
     return [
         r
         for r in records
         if r["detail"] is not None
+        and r["criterion"] != "over_attribution"
         and (r["detail"] == emotion or r["detail"].startswith(f"{emotion}->"))
         and group in (r["group"], r["reference"])
     ]

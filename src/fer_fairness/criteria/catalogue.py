@@ -44,6 +44,7 @@ class Threshold:
     """The thresholds key that sets a criterion's band, its allowed range and default."""
 
     key: str  # "tolerance" (a band around no disparity) or "minimum" (a floor)
+    kind: Literal["difference", "ratio", "floor"]  # what the band is on; "no disparity" is 0, 1, or none
     low: float
     high: float
     default: float
@@ -53,17 +54,17 @@ class Threshold:
 
 def difference(default: float) -> Threshold:
     """A tolerance on a difference of rates: the band is [-t, t]."""
-    return Threshold(key="tolerance", low=0.0, high=1.0, low_open=True, default=default)
+    return Threshold(key="tolerance", kind="difference", low=0.0, high=1.0, low_open=True, default=default)
 
 
 def ratio(default: float) -> Threshold:
     """A tolerance on a ratio of rates: the band is [1/t, t]."""
-    return Threshold(key="tolerance", low=1.0, high=100.0, low_open=True, default=default)
+    return Threshold(key="tolerance", kind="ratio", low=1.0, high=100.0, low_open=True, default=default)
 
 
 def floor(default: float) -> Threshold:
     """A minimum every group's rate must clear."""
-    return Threshold(key="minimum", low=0.0, high=1.0, high_open=True, default=default)
+    return Threshold(key="minimum", kind="floor", low=0.0, high=1.0, high_open=True, default=default)
 
 
 @dataclass(frozen=True, kw_only=True)
