@@ -71,14 +71,14 @@ def katz_ratio(*, x1: float, n1: float, x0: float, n0: float, confidence: float)
         return RatioEstimate(
             estimate=estimate,
             low=estimate * math.exp(-half_width),
-            high=estimate * math.exp(half_width),
+            high=estimate * _exp(half_width),
             zero_corrected=False,
         )
     # Hand-written: statsmodels' "log-adjusted" adds 0.5 to n rather than 1 (not Haldane-Anscombe).
     a1, m1, a0, m0 = x1 + 0.5, n1 + 1.0, x0 + 0.5, n0 + 1.0
     corrected = (a1 / m1) / (a0 / m0)
     half_width = z * math.sqrt(1 / a1 - 1 / m1 + 1 / a0 - 1 / m0)
-    low, high = corrected * math.exp(-half_width), corrected * math.exp(half_width)
+    low, high = corrected * math.exp(-half_width), corrected * _exp(half_width)
     if x1 == 0 and x0 == 0:
         return RatioEstimate(estimate=math.nan, low=0.0, high=math.inf, zero_corrected=True)
     if x1 == 0:
@@ -87,3 +87,9 @@ def katz_ratio(*, x1: float, n1: float, x0: float, n0: float, confidence: float)
         return RatioEstimate(estimate=math.inf, low=low, high=math.inf, zero_corrected=True)
     estimate = (x1 / n1) / (x0 / n0)  # a rate of 1 in one or both groups
     return RatioEstimate(estimate=estimate, low=min(low, estimate), high=max(high, estimate), zero_corrected=True)
+
+
+def _exp(value: float) -> float:
+    """exp that reaches infinity instead of raising: at extreme levels or tiny effective counts a Katz
+    bound exceeds what a float holds, and that bound is then +inf (the interval is unbounded above)."""
+    return math.exp(value) if value < 709.0 else math.inf
