@@ -84,6 +84,7 @@ class FakeAPI:
     default: Callable[[str], str] = lambda image: "answer:neutral"
     calls: list[Call] = field(default_factory=list)
     tokens: int = TOKENS_PER_ANSWER
+    latency_s: float = 0.0  # every answer waits this long first (a remote API's round trip, for benchmarks)
 
     def __post_init__(self) -> None:
         self._queues: dict[str, deque[str]] = defaultdict(deque)
@@ -169,6 +170,8 @@ class FakeAPI:
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         body = json.loads(handler.rfile.read(length) or b"{}")
+        if self.latency_s:
+            time.sleep(self.latency_s)
         api = "gemini" if ":generateContent" in handler.path else "openai"
         image = _image_digest(api, body)
         with self._lock:

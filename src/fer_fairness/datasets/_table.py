@@ -58,11 +58,15 @@ class Dataset:
     def image_digests(self) -> pd.Series:
         """SHA-256 (hex) of each sample's image bytes, in sample order ("" where the file is absent);
         read once per dataset object, for the fingerprint and for pairing two runs image by image."""
-        digests = []
-        for path in self.samples["path"]:
+        known: dict[str, str] = {}  # rows that share an image file read it once
+        for path in pd.unique(self.samples["path"]):
             image = self.root / path
-            digests.append(hashlib.sha256(image.read_bytes()).hexdigest() if image.is_file() else "")
-        return pd.Series(digests, index=self.samples.index, dtype=object)
+            if image.is_file():
+                with image.open("rb") as file:  # streamed: a large image is never held whole
+                    known[path] = hashlib.file_digest(file, "sha256").hexdigest()
+            else:
+                known[path] = ""
+        return self.samples["path"].map(known).astype(object)
 
     def fingerprint(self) -> str:
         """Hash of sorted sample ids, labels, attributes and image bytes: changes when the data does."""
