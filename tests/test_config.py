@@ -18,7 +18,7 @@ SHIPPED = Path(__file__).resolve().parents[1] / "thresholds.toml"
 SETTINGS_KEYS = "alpha, correction, family, mode, power, min_group_size, inconclusive, comparisons, max_not_evaluated"
 CRITERIA_LIST = (
     "accuracy_gap, accuracy_gap_stratified, recall_gap, confusion_ratio, over_attribution, non_answer_gap, "
-    "accuracy_floor, association, association_stratified, no_regression"
+    "accuracy_floor, association, association_stratified, no_regression, score_shift, calibration_gap, adjusted_gap"
 )
 INTERSECTIONS_ALLOWED = (
     '"none", "all-pairs" or a non-empty list of lists of two or more distinct attributes, such as [["race", "gender"]]'
@@ -56,6 +56,9 @@ DOCUMENTED_BANDS = {
     "association_stratified": 0.10,
     "over_attribution": 1.5,
     "no_regression": 0.02,
+    "score_shift": 0.05,
+    "calibration_gap": 0.05,
+    "adjusted_gap": 0.05,
 }
 
 

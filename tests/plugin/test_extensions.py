@@ -140,10 +140,12 @@ def test_anger_missed(fairness_record):
     assert own["rates"] == {"Black": pytest.approx(missed["Black"]), "White": pytest.approx(missed["White"])}
     assert own["estimate"] == pytest.approx(missed["Black"] - missed["White"])
     assert own["owner"] == "us" and own["threshold"] and own["band_high"] == pytest.approx(0.1)
-    # corrected with the built-in ones: the gate's alpha is shared by the criteria tested (9 built in without
-    # a baseline, no_regression needing one, plus this one)
+    # corrected with the built-in ones: the gate's alpha is shared by the criteria that can decide here (the
+    # built-in ones but no_regression, which needs a baseline, and the score criteria, since this model gives
+    # labels only), plus this one
     assert own["family"] == "anger_missed|mine|faces" and own["verdict"] in ("FAIL", "INCONCLUSIVE")
-    assert records["accuracy_gap"]["confidence_nominal"] == pytest.approx(1 - 0.05 / 10)
+    tested = sum(1 for c in BUILTIN if c.requires not in ("baseline", "scores")) + 1
+    assert records["accuracy_gap"]["confidence_nominal"] == pytest.approx(1 - 0.05 / tested)
 
 
 @pytest.mark.parametrize(

@@ -81,13 +81,14 @@ def _predictions(root: Path, spec: str) -> Path:
 def _lacking(records: list[dict], *, emotion: str, group: str) -> list[dict]:
     """The per-emotion records about ``emotion`` faces that compare ``group`` (as group or as reference).
 
-    over_attribution[emotion] is about the other faces read as ``emotion``, which the group has: not one.
+    over_attribution[emotion] and score_shift[emotion] are about the other faces read (or scored) as
+    ``emotion``, which the group has: not among them.
     """
     return [
         r
         for r in records
         if r["detail"] is not None
-        and r["criterion"] != "over_attribution"
+        and r["criterion"] not in ("over_attribution", "score_shift")
         and (r["detail"] == emotion or r["detail"].startswith(f"{emotion}->"))
         and group in (r["group"], r["reference"])
     ]

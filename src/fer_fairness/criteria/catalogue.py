@@ -79,7 +79,10 @@ class Criterion:
     measure: Callable[..., Any]
     details: Callable[[CountTensor, CriterionConfig], list[str | None]] | None = None
     options: tuple[str, ...] = ()  # further thresholds keys the policy schema knows (e.g. "pairs")
-    requires: str = ""  # "baseline": tested only when a run has one (--fairness-baseline)
+    # What the criterion needs beyond the counts: "baseline" (tested only when the run has one,
+    # --fairness-baseline), "scores" (per-label scores: a model without them is INCONCLUSIVE and spends
+    # none of the gate's alpha), "covariates" (image covariates, measured only when such a criterion is on).
+    requires: str = ""
     summary: str = ""  # one line for docs and reports
     source: str = field(default="fer-fairness", compare=False)  # who defined it, for messages
 
@@ -263,6 +266,25 @@ def _stratified_gap(table, group, reference, _detail, config):
     )
 
 
+def _adjusted_gap(table, group, reference, _detail, config):
+    # Fits per-sample rows (table.rows), not the count tensor: covariates are continuous.
+    from fer_fairness.criteria.adjusted import adjusted_gap
+
+    return adjusted_gap(getattr(table, "rows", None), group=group, reference=reference, tolerance=config.threshold)
+
+
+def _score_shift(table, group, reference, detail, config):
+    from fer_fairness.scores import score_shift
+
+    return score_shift(table, group, reference, detail, config)
+
+
+def _calibration_gap(table, group, reference, detail, config):
+    from fer_fairness.scores import calibration_gap
+
+    return calibration_gap(table, group, reference, detail, config)
+
+
 # The gaps no_regression compares with the baseline (its details), in this order.
 REGRESSION_GAPS = ("accuracy_gap", "non_answer_gap")
 
@@ -396,5 +418,34 @@ BUILTIN: tuple[Criterion, ...] = (
         details=_regression_gaps,
         requires="baseline",
         summary="each gap against the same gap of a baseline run (--fairness-baseline), paired on shared images",
+    ),
+    Criterion(
+        name="score_shift",
+        shape="pair",
+        metric="mean score difference",
+        threshold=difference(0.05),
+        measure=_score_shift,
+        details=emotions,
+        requires="scores",
+        summary="per emotion e, the mean score of e on faces not showing it (models with per-label scores)",
+    ),
+    Criterion(
+        name="calibration_gap",
+        shape="pair",
+        metric="expected calibration error difference",
+        threshold=difference(0.05),
+        measure=_calibration_gap,
+        requires="scores",
+        summary="expected calibration error of the top-label confidence, with Brier scores (models with scores)",
+    ),
+    Criterion(
+        name="adjusted_gap",
+        shape="pair",
+        metric="accuracy difference adjusted for image covariates and emotion",
+        threshold=difference(0.05),
+        measure=_adjusted_gap,
+        requires="covariates",
+        summary="the accuracy gap with lighting, contrast, sharpness, size and true emotion held equal "
+        "(logistic regression, marginal standardisation)",
     ),
 )

@@ -67,6 +67,10 @@ class Table:
     tensor: CountTensor
     pairs: tuple[tuple[str, str], ...]  # (group, reference)
     baseline: Any = None  # regression.TableBaseline when the run has a baseline (--fairness-baseline)
+    scores: Any = None  # scores.ScoreSummary when the model gives per-label scores (score-based criteria)
+    # One row per evaluated face (group, emotion, correct, subject_id, image covariates), for criteria
+    # that fit rows rather than counts (adjusted_gap); None where a table is built from counts alone.
+    rows: Any = None
 
 
 def _rng_for(seed: int, key: str) -> np.random.Generator:
@@ -152,12 +156,19 @@ def _family_key(subject: Subject, thresholds: Thresholds) -> str:
     return f"{subject.criterion}|{subject.model}|{subject.dataset}"
 
 
-def _family_alpha(thresholds: Thresholds, criteria: list[Criterion]) -> float:
-    """The error rate each family spends: with family = "gate" the criteria of one model x dataset
-    share alpha (Bonferroni over the K criteria tested), so the gate as a whole holds alpha."""
+def _family_alpha(thresholds: Thresholds, criteria: list[Criterion], tables: list[Table]) -> dict[tuple, float]:
+    """The error rate each family spends, per (model, dataset): with family = "gate" the criteria that
+    can decide anything there share alpha (Bonferroni over those K), so the gate as a whole holds alpha.
+    A score criterion cannot decide for a model without scores (all its tests are undefined), so it
+    takes no share there."""
+    pairs = {(t.model, t.dataset) for t in tables}
     if thresholds.family != "gate":
-        return thresholds.alpha
-    return thresholds.alpha / max(len(criteria), 1)
+        return dict.fromkeys(pairs, thresholds.alpha)
+    scored = {(t.model, t.dataset) for t in tables if getattr(t, "scores", None) is not None}
+    return {
+        pair: thresholds.alpha / max(sum(c.requires != "scores" or pair in scored for c in criteria), 1)
+        for pair in pairs
+    }
 
 
 def tested_criteria(thresholds: Thresholds, *, baseline: bool) -> list[Criterion]:
@@ -197,9 +208,10 @@ def evaluate(tables: list[Table], *, thresholds: Thresholds, seed: int) -> list[
     for subject in subjects:
         families[_family_key(subject, thresholds)].append(subject)
     records = []
-    alpha = _family_alpha(thresholds, criteria)
+    alpha = _family_alpha(thresholds, criteria, tables)
     for family, members in families.items():
-        records.extend(_decide_family(family, members, thresholds, alpha))
+        first = members[0]
+        records.extend(_decide_family(family, members, thresholds, alpha.get((first.model, first.dataset), 0.0)))
     return records
 
 
