@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from fer_fairness import __version__
+from fer_fairness import __version__, covariates, dataset_bias
 from fer_fairness.baseline import OUTCOME_FIELDS
 from fer_fairness.config import Thresholds
 from fer_fairness.counts import GROUP_JOIN, build_counts, join_outcomes
@@ -24,6 +24,7 @@ from fer_fairness.errors import ConfigError, DatasetError, FairnessError
 from fer_fairness.evaluated import check_evaluated, count_not_evaluated
 from fer_fairness.labels import NOT_EVALUATED
 from fer_fairness.models._base import Model, PredictContext, check_model, check_outcomes
+from fer_fairness.scores import summarise, with_scores
 from fer_fairness.session import RunState
 from fer_fairness.specs import Registry, Spec
 
@@ -64,9 +65,12 @@ def run(state: RunState, pairs: set[tuple[str, str]] | None = None) -> tuple[lis
     """
     started = time.perf_counter()
     datasets, models = load(state)
-    context = PredictContext(seed=state.seed, cache_dir=state.cache_dir, progress=state.progress, **state.limits)
+    context = PredictContext(
+        seed=state.seed, cache_dir=state.cache_dir, progress=state.progress, engine=state.engine, **state.limits
+    )
     tables: list[Table] = []
     kept: list[pd.DataFrame] = []
+    measured: dict[str, pd.DataFrame] = {}  # image covariates per dataset, read once per run (cached by digest)
     for model, dataset in itertools.product(models, datasets):
         if pairs is not None and (model.name, dataset.name) not in pairs:
             continue
@@ -74,11 +78,17 @@ def run(state: RunState, pairs: set[tuple[str, str]] | None = None) -> tuple[lis
         predicted = check_outcomes(model.predict(dataset, context=context), model=model.name, dataset=dataset.name)
         outcomes = _without_excluded(predicted, dataset)
         joined = join_outcomes(dataset.samples, outcomes, model=model.name, dataset=dataset.name)
+        joined = with_scores(joined, outcomes)  # score_<emotion> columns, for the score-based criteria
         check_evaluated(outcomes, model=model, dataset=dataset.name, limit=state.thresholds.max_not_evaluated)
         digests = dict(zip(dataset.samples["sample_id"], dataset.image_digests, strict=True))
         joined = joined.assign(image=joined["sample_id"].map(digests))
         kept.append(joined[["sample_id", "image", "outcome"]].assign(model=model.name, dataset=dataset.name))
-        tables.extend(_tables(state, model.name, dataset, joined))
+        values = None
+        if any(c.requires == "covariates" for c in state.thresholds.enabled()):  # read images only when used
+            if dataset.name not in measured:
+                measured[dataset.name] = covariates.for_dataset(dataset, state.cache_dir)
+            values = measured[dataset.name].set_axis(dataset.samples["sample_id"])
+        tables.extend(_tables(state, model.name, dataset, joined, measured=values))
     # Every sample's outcome, with its image's digest: written beside fairness.json, so this run can
     # be the paired baseline of a later one.
     state.outcomes = pd.concat(kept, ignore_index=True)[list(OUTCOME_FIELDS)] if kept else None
@@ -89,6 +99,11 @@ def run(state: RunState, pairs: set[tuple[str, str]] | None = None) -> tuple[lis
     facts = _facts(state, datasets, models)
     facts["counts"] = [_counts(table) for table in tables]
     facts["not_evaluated"] = count_not_evaluated(tables)
+    facts["covariates"] = {
+        d.name: covariates.distributions(d.samples, measured[d.name], d.attributes)
+        for d in datasets
+        if d.name in measured
+    }
     asked = len(models) * len(datasets) if pairs is None else len(pairs)
     state.say(
         f"fer-fairness: {len(records)} fairness tests from {asked} model x dataset pair(s) "
@@ -150,7 +165,13 @@ def _accepted(factory: Any, context: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tables(
-    state: RunState, model: str, dataset: Dataset, joined: pd.DataFrame, *, planning: bool = False
+    state: RunState,
+    model: str,
+    dataset: Dataset,
+    joined: pd.DataFrame,
+    *,
+    planning: bool = False,
+    measured: pd.DataFrame | None = None,
 ) -> list[Table]:
     t = state.thresholds
     references: dict[str, str] = {}  # each attribute's reference group, over the whole dataset
@@ -170,8 +191,39 @@ def _tables(
                 tensor.groups, cells, [references[a] for a in attributes], all_pairs=t.comparisons == "all-pairs"
             )
         baseline = None if planning else _baseline_for(state, model, dataset, joined, attributes, tensor)
-        tables.append(Table(model=model, dataset=dataset.name, tensor=tensor, pairs=pairs, baseline=baseline))
+        rows = None if planning or measured is None else _rows(joined, attributes, measured)
+        scores = (
+            None if planning else summarise(joined, attributes=attributes, groups=tensor.groups, labels=tensor.labels)
+        )
+        tables.append(
+            Table(
+                model=model,
+                dataset=dataset.name,
+                tensor=tensor,
+                pairs=pairs,
+                baseline=baseline,
+                scores=scores,
+                rows=rows,
+            )
+        )
     return tables
+
+
+def _rows(joined: pd.DataFrame, attributes: tuple[str, ...], values: pd.DataFrame) -> pd.DataFrame:
+    """One row per evaluated face: its group in this grouping, emotion, correctness, subject, covariates."""
+    evaluated = joined[joined["outcome"] != NOT_EVALUATED]
+    group = evaluated[attributes[0]].astype(str)
+    for attribute in attributes[1:]:
+        group = group + GROUP_JOIN + evaluated[attribute].astype(str)
+    rows = pd.DataFrame(
+        {
+            "group": group.to_numpy(),
+            "emotion": evaluated["emotion"].to_numpy(),
+            "correct": (evaluated["outcome"] == evaluated["emotion"]).to_numpy(),
+            "subject_id": evaluated["subject_id"].astype(str).to_numpy(),
+        }
+    )
+    return pd.concat([rows, values.reindex(evaluated["sample_id"].to_numpy()).reset_index(drop=True)], axis=1)
 
 
 def _baseline_for(
@@ -384,6 +436,7 @@ def _facts(state: RunState, datasets: list[Dataset], models: list[Model]) -> dic
                 "attributes": list(d.attributes),
                 "emotions": list(d.emotions),
                 "composition": _composition(d),
+                "dataset_bias": dataset_bias.describe(d),
                 "exclusions": _exclusions(d),
                 "notes": list(d.notes),
             }

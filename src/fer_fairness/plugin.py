@@ -83,6 +83,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--fairness-report-dir", metavar="DIR", help="where reports go (default: reports/ at the rootdir)")
     group.addoption(
+        "--fairness-engine",
+        metavar="ENGINE",
+        help="where batch classifiers (onnx, hf-classifier, conftest BatchModels) infer: local (default), ray "
+        "(a local Ray instance) or ray:ADDRESS (a cluster), with ?actors=N&gpus=G",
+    )
+    group.addoption(
         "--fairness-baseline",
         metavar="PATH",
         help="an earlier run's fairness.json (or its folder): adds no_regression tests, each gap against the "
@@ -141,7 +147,7 @@ def _path(config: pytest.Config, value: str | None, default: str) -> Path:
 def _is_fairness_run(config: pytest.Config) -> bool:
     """A run is a fairness run when a --fairness option is given or its targets reach a fairness folder."""
     o = config.option
-    if o.fairness_dataset or o.fairness_model or o.fairness_thresholds or o.fairness_report_dir or o.fairness_baseline:
+    if any((o.fairness_dataset, o.fairness_model, o.fairness_thresholds, o.fairness_report_dir, o.fairness_baseline)):
         return True
     # Only folders that exist: a project without fairness tests must not notice the installed plugin.
     folders = [(config.rootpath / name).resolve() for name in config.getini("fairness_testpaths")]
@@ -188,6 +194,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = state
     config.stash[FAIRNESS_RUN] = _is_fairness_run(config)
+    if o.fairness_engine:
+        from fer_fairness.engines import parse_engine
+
+        try:
+            state.engine = parse_engine(o.fairness_engine)
+        except FairnessError as exc:
+            raise pytest.UsageError(str(exc)) from None
     if o.fairness_baseline:
         from fer_fairness.baseline import load_baseline
 

@@ -43,6 +43,7 @@ class RunState:
     datasets: Registry = DATASETS  # with what conftest hooks added
     models: Registry = MODELS
     say: Callable[[str], None] = lambda line: None
+    engine: Any = None  # where batch classifiers infer: None (here) or engines.RayEngine
     baseline: Baseline | None = None  # an earlier run, for no_regression (--fairness-baseline)
     outcomes: Any = None  # every sample's outcome (pandas DataFrame), written beside fairness.json
     loaded: Any = None  # (datasets, models), once loaded and built (pipeline.load)

@@ -114,7 +114,8 @@ class Registry:
             raise ConfigError(
                 f"unknown {self.what} kind '{kind}' in '{text}'{hint} (known: {', '.join(known.values())})"
             )
-        if ":" in self.usage.get(kind, "") and not target:
+        usage = self.usage.get(kind, "")
+        if ":" in usage and "[:" not in usage and not target:  # "kind[:TARGET]" marks the target optional
             raise ConfigError(f"{self.what} '{text}' needs a target after the colon: {self.usage[kind]}")
         # Split by hand rather than parse_qsl: a "+" in a value is literal here (group names use it).
         options, raw = {}, {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -33,6 +33,7 @@ class PredictContext:
     timeout_s: float = 60.0  # API adapters: per request
     max_retries: int = 5  # API adapters: retries of 429 / 5xx / timeouts, with backoff and jitter
     budget_tokens: int | None = None  # API adapters: stop cleanly (results so far cached) past this
+    engine: Any = None  # batch classifiers: where inference runs (None: here; engines.RayEngine: a Ray cluster)
 
 
 class Model(Protocol):

@@ -26,6 +26,7 @@ from fer_fairness.labels import EMOTIONS, MODEL_NON_ANSWERS, canonical
 from fer_fairness.models._base import SCORE_PREFIX, PredictContext
 from fer_fairness.models.response_cache import ResponseCache, cache_key, content_digest
 from fer_fairness.progress import bar as progress_bar
+from fer_fairness.specs import Spec
 
 # Images in, per image either a label (str) or one score per label (a row of a 2-D array).
 PredictBatch = Callable[[list[Any]], Any]
@@ -48,6 +49,13 @@ def canonical_labels(names: Sequence[str], *, what: str) -> tuple[str, ...]:
         detail = "; ".join(f"{', '.join(map(repr, v))} all mean {e}" for e, v in names_of.items())
         raise ModelError(f"{what}: two labels name one emotion ({detail}); give each emotion one label")
     return tuple(mapped)
+
+
+def spec_for_workers(spec: Spec, target: str) -> str:
+    """The spec again with an absolute target, so a worker process elsewhere (a Ray actor) rebuilds the
+    same model from it (engines.RayEngine): relative paths would resolve against the worker's folder."""
+    query = spec.text.partition("?")[2]
+    return f"{spec.kind}:{target}" + (f"?{query}" if query else "")
 
 
 class BatchModel:
@@ -89,6 +97,7 @@ class BatchModel:
         self.image_mode = image_mode
         self.settings = dict(settings or {})
         self.kind = kind
+        self.spec_text: str | None = None  # set by adapters built from a spec: workers rebuild from it
         self._usage = {"calls": 0, "cache_hits": 0}
 
     def describe(self) -> dict[str, str]:
@@ -118,9 +127,7 @@ class BatchModel:
             missing = [i for i, a in enumerate(answers) if a is None]
             bar = progress_bar(len(missing), self.name, context.progress)
             with bar:
-                for start in range(0, len(missing), self.batch_size):
-                    chunk = missing[start : start + self.batch_size]
-                    results = self._call([paths[i] for i in chunk])
+                for chunk, results in self._batches(paths, missing, context.engine):
                     for index, result in zip(chunk, results, strict=True):
                         answers[index] = result
                     if cache is not None:  # stored batch by batch: a killed run resumes with what is missing
@@ -131,6 +138,16 @@ class BatchModel:
             if cache is not None:
                 cache.close()
         return self._table(dataset, answers)
+
+    def _batches(self, paths: list[Path], missing: list[int], engine: Any):
+        """(sample positions, answers) per batch of the missing images: here, or on the engine's cluster."""
+        if engine is None:
+            for start in range(0, len(missing), self.batch_size):
+                chunk = missing[start : start + self.batch_size]
+                yield chunk, self._call([paths[i] for i in chunk])
+            return
+        for positions, results in engine.batches(self, [paths[i] for i in missing], batch_size=self.batch_size):
+            yield [missing[p] for p in positions], results
 
     def _key(self, path: Path) -> str:
         try:

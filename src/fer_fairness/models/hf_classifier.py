@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 from fer_fairness.errors import ConfigError, ModelError
 from fer_fairness.labels import EMOTIONS, canonical
-from fer_fairness.models._batch import BatchModel
+from fer_fairness.models._batch import BatchModel, spec_for_workers
 from fer_fairness.models._torch import (
     choose_device,
     hub_offline,
@@ -78,6 +78,7 @@ class HFClassifier(BatchModel):
         )
         # The model's own names in answers and the report (``LABEL_0:0.83``), the mapping beside them.
         self.label_names = tuple(names)
+        self.spec_text = spec_for_workers(spec, self.source)
 
     def _load(self):
         # An ImportError here goes up to MODELS.build, which names the 'hf' extra to install.

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from fer_fairness.errors import ConfigError, ModelError
-from fer_fairness.models._batch import BatchModel, canonical_labels
+from fer_fairness.models._batch import BatchModel, canonical_labels, spec_for_workers
 from fer_fairness.models._torch import choice_option, content_digest, int_option
 from fer_fairness.specs import Spec, check_options
 
@@ -106,6 +106,7 @@ class OnnxModel(BatchModel):
             },
             kind="onnx",
         )
+        self.spec_text = spec_for_workers(spec, str(path.resolve()))
 
     def describe(self) -> dict[str, str]:
         # The provider is reported but kept out of the cache key: CPU and CUDA answers agree to rounding.
