@@ -1,7 +1,9 @@
 """Release gating: a candidate's gaps against a baseline run's, paired on shared images or not."""
 
 import gzip
+import html
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -76,6 +78,7 @@ def test_a_grown_gap_on_the_same_images_fails_paired_and_the_numbers_are_the_fil
     assert record["verdict"] == "FAIL" and record["rule"] == "outside" and record["ci_high"] < -0.02
     # the unchanged non-answer gap does not fail
     assert _regression(_records(pytester, "v2"), "non_answer_gap")["verdict"] != "FAIL"
+    assert _since_baseline(pytester, "v2")[record["test_id"]] == "regressed"
 
 
 def test_a_shrinking_gap_never_fails_and_without_outcomes_the_comparison_is_independent(pytester):
@@ -94,6 +97,16 @@ def test_a_shrinking_gap_never_fails_and_without_outcomes_the_comparison_is_inde
     assert record["verdict"] != "FAIL"
     assert record["inference"].startswith("independent") and "not paired" in record["note"]
     assert result.ret == pytest.ExitCode.TESTS_FAILED  # from the vendor's own gap, not from the regression test
+    # the whole interval of the change lies on the side that closes the baseline's gap
+    assert record["ci_low"] > 0 and _since_baseline(pytester, "v2")[record["test_id"]] == "improved"
+
+
+def _since_baseline(pytester, reports: str) -> dict[str, str]:
+    """The HTML's "Since the baseline" table as {test id: kind}."""
+    page = (pytester.path / reports / "fairness.html").read_text()
+    section = page.split('id="since-baseline"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr class=\"\w+\"><td>(\w+)</td>\s*<td><a href=\"#t-\w+\">([^<]+)</a>", section)
+    return {html.unescape(test_id): kind for kind, test_id in rows}
 
 
 def test_without_a_baseline_no_regression_is_skipped_with_its_reason(pytester):

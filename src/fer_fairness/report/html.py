@@ -244,6 +244,31 @@ def _owners(records: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
     return out
 
 
+def since_baseline(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The no_regression tests sorted for a release manager: what regressed, improved, is new, held.
+
+    Regressed: the test FAILs (the gap grew beyond the tolerance, read from its interval). Improved:
+    the change's whole interval lies on the side that closes the baseline's gap; that side is the
+    band's open end, which exists only where the baseline showed a direction (a two-sided band names
+    no side to improve towards). New: a group the baseline had no faces of. Held: everything else.
+    """
+    out: dict[str, list[dict[str, Any]]] = {"regressed": [], "improved": [], "new": [], "held": []}
+    for r in records:
+        if r["criterion"] != "no_regression":
+            continue
+        low, high = _float(r.get("ci_low")), _float(r.get("ci_high"))
+        band_low, band_high = _float(r.get("band_low")), _float(r.get("band_high"))
+        if r["verdict"] == "FAIL":
+            out["regressed"].append(r)
+        elif "new since the baseline" in (r.get("reason") or ""):
+            out["new"].append(r)
+        elif band_high == float("inf") and low > 0 or band_low == float("-inf") and high < 0:
+            out["improved"].append(r)  # the change lies wholly on the side that closes the baseline's gap
+        else:
+            out["held"].append(r)
+    return out if any(out.values()) else {}
+
+
 def render_html(*, records: list[dict[str, Any]], facts: dict[str, Any], decision: dict[str, Any] | None = None) -> str:
     by_criterion: dict[str, list[dict[str, Any]]] = {name: [] for name in CRITERIA}  # the policy's order
     for r in sorted(records, key=lambda r: (VERDICTS.index(r["verdict"]), r["test_id"])):
@@ -260,6 +285,7 @@ def render_html(*, records: list[dict[str, Any]], facts: dict[str, Any], decisio
         not_evaluated=_not_evaluated(facts),
         matrix=_matrix(records),
         findings=findings(records),
+        baseline=since_baseline(records),
         owners=_owners(records),
         by_criterion=dict(by_criterion),
         verdicts=VERDICTS,
