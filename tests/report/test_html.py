@@ -731,3 +731,24 @@ def test_print_narrow_and_dark_styles_exist():
     assert "@media print" in style and ".filters" in style.split("@media print")[1].split("}")[0]
     assert "@media (max-width: 600px)" in style
     assert "@media (prefers-color-scheme: dark)" in style
+
+
+def test_dataset_bias_and_covariates_are_shown_per_group():
+    run = facts()
+    name = next(iter(run["datasets"]))
+    run["datasets"][name]["dataset_bias"] = {
+        "race": {
+            "shares": {"Black": 0.25, "White": 0.75},
+            "smallest": {"group": "Black", "share": 0.25, "low": 0.2, "high": 0.31},
+            "association": {"cramers_v": 0.42, "low": 0.3, "high": 0.5, "nmi": 0.07},
+            "strong": True,
+        }
+    }
+    run["covariates"] = {
+        name: {"race": {"Black": {"luminance": {"n": 4, "mean": 0.4, "q1": 0.31, "median": 0.42, "q3": 0.5}}}}
+    }
+    page = render_html(records=[record()], facts=run)
+    bias = page.split('id="dataset-bias"', 1)[1].split("</table>", 1)[0]
+    assert "Black: 25%" in bias and "0.420 [0.300, 0.500]" in bias and "strong: read the stratified criteria" in bias
+    covariates = page.split('id="covariates"', 1)[1].split("</table>", 1)[0]
+    assert "<th>luminance</th>" in covariates and "0.420 (0.310–0.500)" in covariates
