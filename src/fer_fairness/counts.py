@@ -6,7 +6,7 @@ bootstrap) cost the same for ten thousand images as for a hundred.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,14 @@ class ClusterCounts:
 
     group: np.ndarray  # int64, shape (S,), index into CountTensor.groups
     counts: np.ndarray  # int64, shape (S, T, O), same label/outcome axes as the tensor
+    _slices: dict[int, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+
+    def of_group(self, g: int) -> np.ndarray:
+        """The (S_g, T, O) counts of group g's subjects, sliced once per group (every criterion and
+        detail of a group reads the same slice; masking all S subjects per test cost O(tests x S))."""
+        if g not in self._slices:
+            self._slices[g] = self.counts[self.group == g]
+        return self._slices[g]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,15 +88,21 @@ def join_outcomes(samples: pd.DataFrame, outcomes: pd.DataFrame, *, model: str, 
     return samples.merge(outcomes[["sample_id", "outcome"]], on="sample_id", how="left", validate="one_to_one")
 
 
+def group_names(frame: pd.DataFrame, attributes: tuple[str, ...]) -> pd.Series:
+    """Each row's group in a grouping: its attribute values joined by GROUP_JOIN ("dark+female")."""
+    group = frame[attributes[0]].astype(str)
+    for attribute in attributes[1:]:
+        group = group + GROUP_JOIN + frame[attribute].astype(str)
+    return group
+
+
 def build_counts(joined: pd.DataFrame, *, attributes: tuple[str, ...], labels: tuple[str, ...]) -> CountTensor:
     """Count tensor for one attribute, or an intersection when several attributes are given.
 
     Per-subject counts (``clusters``) come from the ``subject_id`` column where one person has
     several images in a group; images without a subject id each count as their own person.
     """
-    group = joined[attributes[0]].astype(str)
-    for attribute in attributes[1:]:
-        group = group + GROUP_JOIN + joined[attribute].astype(str)
+    group = group_names(joined, attributes)
     predicted = set(joined["outcome"]) - set(NON_ANSWERS)
     outcome_axis = tuple(e for e in EMOTIONS if e in set(labels) | predicted) + NON_ANSWERS
     groups = tuple(sorted(group.unique()))

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_fairness.errors import ConfigError, ModelError
-from fer_fairness.specs import Registry
+from fer_fairness.specs import Registry, number_option
 
 ENGINES = Registry(
     what="engine",
@@ -67,8 +67,8 @@ class RayEngine:
         if unknown:
             raise ConfigError(f"engine '{spec.text}': unknown option(s) {', '.join(unknown)} (allowed: actors, gpus)")
         self.address = spec.target or None
-        self.actors = _number(spec, "actors", int, minimum=1)
-        self.gpus = _number(spec, "gpus", float, minimum=0) or 0.0
+        self.actors = number_option(spec, "actors", minimum=1, what="engine")
+        self.gpus = number_option(spec, "gpus", 0.0, minimum=0, kind=float, what="engine")
         self._ray = ray
         self.text = spec.text
 
@@ -165,16 +165,3 @@ def _root(error: BaseException) -> str:
         return found[-1].strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1][:400] if lines else type(error).__name__
-
-
-def _number(spec: Any, key: str, kind: type, *, minimum: float) -> Any:
-    text = spec.option(key)
-    if text is None:
-        return None
-    try:
-        value = kind(text)
-    except ValueError:
-        value = None
-    if value is None or value < minimum:
-        raise ConfigError(f"engine '{spec.text}': ?{key}= must be a number >= {minimum:g}; got {text!r}")
-    return value

@@ -16,7 +16,7 @@ import pandas as pd
 from fer_fairness import __version__, covariates, dataset_bias
 from fer_fairness.baseline import OUTCOME_FIELDS
 from fer_fairness.config import Thresholds
-from fer_fairness.counts import GROUP_JOIN, build_counts, join_outcomes
+from fer_fairness.counts import GROUP_JOIN, build_counts, group_names, join_outcomes
 from fer_fairness.criteria.evaluate import Table, evaluate, planned_tests
 from fer_fairness.criteria.records import Planned, Record
 from fer_fairness.datasets._table import Dataset, check_dataset
@@ -51,7 +51,9 @@ def plan(state: RunState) -> list[Planned]:
     datasets, models = load(state)
     tables: list[Table] = []
     for model, dataset in itertools.product(models, datasets):
-        joined = dataset.samples.assign(outcome=dataset.samples["emotion"])
+        # Subjects only matter to inference, not to which tests exist: leaving them out spares the
+        # per-person counting (np.unique over every row) that names no test.
+        joined = dataset.samples.drop(columns="subject_id").assign(outcome=dataset.samples["emotion"])
         tables.extend(_tables(state, model.name, dataset, joined, planning=True))
     return planned_tests(tables, thresholds=state.thresholds, with_baseline=state.baseline is not None)
 
@@ -212,9 +214,7 @@ def _tables(
 def _rows(joined: pd.DataFrame, attributes: tuple[str, ...], values: pd.DataFrame) -> pd.DataFrame:
     """One row per evaluated face: its group in this grouping, emotion, correctness, subject, covariates."""
     evaluated = joined[joined["outcome"] != NOT_EVALUATED]
-    group = evaluated[attributes[0]].astype(str)
-    for attribute in attributes[1:]:
-        group = group + GROUP_JOIN + evaluated[attribute].astype(str)
+    group = group_names(evaluated, attributes)
     rows = pd.DataFrame(
         {
             "group": group.to_numpy(),
@@ -276,9 +276,7 @@ def _paired_tables(joined: pd.DataFrame, previous: pd.DataFrame, attributes: tup
 
     both = joined.merge(previous[["sample_id", "outcome"]], on="sample_id", suffixes=("", "_before"))
     both = both[(both["outcome"] != NOT_EVALUATED) & (both["outcome_before"] != NOT_EVALUATED)]
-    group = both[attributes[0]].astype(str)
-    for attribute in attributes[1:]:
-        group = group + GROUP_JOIN + both[attribute].astype(str)
+    group = group_names(both, attributes)
     events = {
         "accuracy_gap": (both["outcome_before"] == both["emotion"], both["outcome"] == both["emotion"]),
         "non_answer_gap": (both["outcome_before"].isin(MODEL_NON_ANSWERS), both["outcome"].isin(MODEL_NON_ANSWERS)),

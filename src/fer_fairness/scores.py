@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fer_fairness.counts import GROUP_JOIN
+from fer_fairness.counts import group_names
 from fer_fairness.labels import EMOTIONS, NOT_EVALUATED
 from fer_fairness.models._base import SCORE_PREFIX
 
@@ -69,9 +69,7 @@ def summarise(
     scored = tuple(e for e in EMOTIONS if f"{SCORE_PREFIX}{e}" in joined.columns)
     if not scored:
         return None
-    group = joined[attributes[0]].astype(str)
-    for attribute in attributes[1:]:
-        group = group + GROUP_JOIN + joined[attribute].astype(str)
+    group = group_names(joined, attributes)
     s = joined[[f"{SCORE_PREFIX}{e}" for e in scored]].to_numpy(dtype=float)
     keep = (joined["outcome"] != NOT_EVALUATED).to_numpy() & np.isfinite(s).all(axis=1)
     g = pd.Categorical(group, categories=groups).codes[keep]

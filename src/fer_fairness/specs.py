@@ -217,6 +217,38 @@ def value_map(spec: Spec, key: str, *, what: str) -> dict[str, dict[str, str]]:
     return mapping
 
 
+def number_option(
+    spec: Spec, key: str, default: Any = None, *, minimum: float = 1, kind: type = int, what: str = "model"
+) -> Any:
+    """A numeric ``?key=`` option (``kind`` int or float), checked: which option, what is allowed, what was given."""
+    text = spec.option(key)
+    if text is None:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not minimum <= value < float("inf"):  # NaN fails too
+        words = "an integer" if kind is int else "a number"
+        raise ConfigError(f"{what} '{spec.text}': option {key} must be {words} >= {minimum:g}; got {text!r}")
+    return value
+
+
+def int_option(spec: Spec, key: str, default: int | None, *, minimum: int = 1) -> int | None:
+    """An integer ``?key=`` option of a model spec (see number_option)."""
+    return number_option(spec, key, default, minimum=minimum)
+
+
+def choice_option(spec: Spec, key: str, allowed: tuple[str, ...], default: str | None = None) -> str | None:
+    """A ``?key=`` option of a model spec restricted to ``allowed``."""
+    text = spec.option(key)
+    if text is None:
+        return default
+    if text not in allowed:
+        raise ConfigError(f"model '{spec.text}': option {key} must be one of {', '.join(allowed)}; got {text!r}")
+    return text
+
+
 def check_options(spec: Spec, allowed: tuple[str, ...], *, what: str) -> None:
     """Unknown ``?key=`` options are mistakes: say which, and what is allowed."""
     unknown = sorted(set(spec.options) - set(allowed))

@@ -131,7 +131,7 @@ def test_the_users_error_on_an_actor_is_one_line(tmp_path, engine):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("ray?actors=0", "?actors= must be a number >= 1"),
+        ("ray?actors=0", "option actors must be an integer >= 1"),
         ("ray?workers=2", "unknown option(s) workers"),
         ("local:x", "local takes no address"),
         ("rey", "unknown engine kind 'rey'"),

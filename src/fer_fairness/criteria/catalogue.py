@@ -169,7 +169,7 @@ def share(t: CountTensor, group: str, select: Selector, detail: str | None):
     clusters = t.clusters
     if clusters is None:
         return measures.Share.of(x, n)
-    return measures.Share.of(x, n, select(clusters.counts[clusters.group == g], t, detail))
+    return measures.Share.of(x, n, select(clusters.of_group(g), t, detail))
 
 
 def strata(t: CountTensor, group: str):

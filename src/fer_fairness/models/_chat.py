@@ -39,7 +39,7 @@ from fer_fairness.models._base import OUTCOME_COLUMNS, PredictContext
 from fer_fairness.models.parsing import Parsed
 from fer_fairness.models.resilience import Backoff, Failure, PermanentError, Reply, Runner, TransientError, Usage
 from fer_fairness.models.response_cache import Entry, ResponseCache, cache_key, content_digest
-from fer_fairness.specs import Spec, check_options
+from fer_fairness.specs import Spec, check_options, int_option
 
 REDACTED = "[REDACTED]"
 # A configured key shorter than this is not a real key; replacing it everywhere would garble text.
@@ -132,20 +132,6 @@ def error_body_message(payload: Any) -> str:
     inner = payload.get("error") if isinstance(payload, dict) else None
     message = inner.get("message") if isinstance(inner, dict) else inner
     return message if isinstance(message, str) and message else _compact(inner)
-
-
-def int_option(spec: Spec, key: str, default: int | None, *, minimum: int) -> int | None:
-    """An integer ``?key=`` option, checked: which option, what is allowed, what was given."""
-    text = spec.option(key)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < minimum:
-        raise ConfigError(f"model '{spec.text}': option {key} must be an integer >= {minimum}; got {text!r}")
-    return value
 
 
 def flag_option(spec: Spec, key: str, default: bool) -> bool:

@@ -15,38 +15,13 @@ from typing import TypeVar
 
 from PIL import Image
 
-from fer_fairness.errors import ConfigError, ModelError
-from fer_fairness.specs import Spec
+from fer_fairness.errors import ModelError
 
 T = TypeVar("T")
 
 _CHUNK = 8 * 1024 * 1024
 # (resolved path, size, mtime_ns) -> sha256: a checkpoint is hashed once per process.
 _DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def int_option(spec: Spec, key: str, default: int, *, minimum: int = 1) -> int:
-    """An integer ``?key=`` option, checked: which option, what is allowed, what was given."""
-    text = spec.option(key)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < minimum:
-        raise ConfigError(f"model '{spec.text}': option {key} must be an integer >= {minimum}; got {text!r}")
-    return value
-
-
-def choice_option(spec: Spec, key: str, allowed: Sequence[str], default: str | None = None) -> str | None:
-    """A ``?key=`` option restricted to ``allowed``."""
-    text = spec.option(key)
-    if text is None:
-        return default
-    if text not in allowed:
-        raise ConfigError(f"model '{spec.text}': option {key} must be one of {', '.join(allowed)}; got {text!r}")
-    return text
 
 
 def choose_device(requested: str | None, *, what: str) -> str:

@@ -33,7 +33,6 @@ from fer_fairness.models._torch import (
     explicit_path,
     hub_cache,
     hub_offline,
-    int_option,
     load_rgb,
     versions,
 )
@@ -41,7 +40,7 @@ from fer_fairness.models.probe import LinearProbe
 from fer_fairness.models.prompts import CLIP_TEMPLATES as DEFAULT_TEMPLATES
 from fer_fairness.models.prompts import LABEL_WORDS, LabelWords  # noqa: F401 (part of this module's API)
 from fer_fairness.progress import bar as progress_bar
-from fer_fairness.specs import Spec, check_options
+from fer_fairness.specs import Spec, check_options, int_option
 
 # Bump when the embedding procedure changes: it is part of every embedding cache key.
 EMBEDDING_VERSION = 1

@@ -22,13 +22,12 @@ from fer_fairness.models._batch import BatchModel, spec_for_workers
 from fer_fairness.models._torch import (
     choose_device,
     hub_offline,
-    int_option,
     load_failure,
     looks_like_path,
     versions,
     weights_identity,
 )
-from fer_fairness.specs import Spec, check_options
+from fer_fairness.specs import Spec, check_options, int_option
 
 WHAT = "hf-classifier"
 

@@ -22,8 +22,8 @@ import numpy as np
 
 from fer_fairness.errors import ConfigError, ModelError
 from fer_fairness.models._batch import BatchModel, canonical_labels, spec_for_workers
-from fer_fairness.models._torch import choice_option, content_digest, int_option
-from fer_fairness.specs import Spec, check_options
+from fer_fairness.models._torch import content_digest
+from fer_fairness.specs import Spec, check_options, choice_option, int_option
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 # ONNX input element types this adapter can feed.

@@ -29,10 +29,8 @@ from fer_fairness.labels import EMOTIONS
 from fer_fairness.models._base import PredictContext
 from fer_fairness.models._torch import (
     batched,
-    choice_option,
     choose_device,
     hub_offline,
-    int_option,
     load_failure,
     load_rgb,
     looks_like_path,
@@ -42,7 +40,7 @@ from fer_fairness.models._torch import (
 from fer_fairness.models.parsing import WORD_TO_EMOTION
 from fer_fairness.models.prompts import TEMPLATES
 from fer_fairness.progress import bar as progress_bar
-from fer_fairness.specs import Spec, check_options
+from fer_fairness.specs import Spec, check_options, choice_option, int_option
 
 # Bump when what is stored, or how it is generated, changes: part of every cache key.
 CACHE_SCHEMA = 1
