@@ -70,8 +70,8 @@ def join_outcomes(samples: pd.DataFrame, outcomes: pd.DataFrame, *, model: str, 
     if duplicated.any():
         ids = ", ".join(sorted(outcomes.loc[duplicated, "sample_id"].astype(str).unique())[:5])
         raise ModelError(f"model '{model}' gave more than one prediction for sample(s) {ids} of dataset '{dataset}'")
-    known = set(samples["sample_id"])
-    given = set(outcomes["sample_id"])
+    known = set(samples["sample_id"].unique())  # unique() first: set() of a column iterates it in Python
+    given = set(outcomes["sample_id"].unique())
     missing = sorted(known - given)
     if missing:
         raise ModelError(
@@ -103,7 +103,7 @@ def build_counts(joined: pd.DataFrame, *, attributes: tuple[str, ...], labels: t
     several images in a group; images without a subject id each count as their own person.
     """
     group = group_names(joined, attributes)
-    predicted = set(joined["outcome"]) - set(NON_ANSWERS)
+    predicted = set(joined["outcome"].unique()) - set(NON_ANSWERS)
     outcome_axis = tuple(e for e in EMOTIONS if e in set(labels) | predicted) + NON_ANSWERS
     groups = tuple(sorted(group.unique()))
     g = pd.Categorical(group, categories=groups).codes.astype(np.int64)

@@ -104,7 +104,9 @@ def for_dataset(dataset: Any, cache_dir: Path | None) -> pd.DataFrame:
     the cache under a lock, written atomically, so concurrent workers never leave a torn file.
     """
     digests = dataset.image_digests
-    paths = dict(zip(digests, dataset.samples["path"], strict=True))
+    distinct = pd.DataFrame({"digest": digests.to_numpy(), "path": dataset.samples["path"].to_numpy()})
+    distinct = distinct.drop_duplicates("digest")  # one image read per content, however many rows share it
+    paths = dict(zip(distinct["digest"], distinct["path"], strict=True))
     paths.pop("", None)  # absent images have no digest and no covariates
     if cache_dir is None:
         known = _measure_all(dataset.root, paths)

@@ -128,7 +128,8 @@ def validate_samples(
         ids = ", ".join(sorted(samples.loc[duplicated, "sample_id"].unique())[:5])
         raise DatasetError(f"{source}: duplicate sample_id values ({ids}); every sample needs a unique id")
 
-    unknown = sorted(set(samples["emotion"]) - set(EMOTIONS))
+    present = set(samples["emotion"].unique())  # unique() first: set() of a column iterates it in Python
+    unknown = sorted(present - set(EMOTIONS))
     if unknown:
         raise DatasetError(
             f"{source}: emotion label(s) {', '.join(map(repr, unknown))} are not in the vocabulary "
@@ -154,7 +155,7 @@ def validate_samples(
         samples[attribute] = samples[attribute].astype(str).str.strip()
         _check_spellings(samples[attribute], attribute=attribute, source=source)
 
-    declared = tuple(e for e in EMOTIONS if e in set(samples["emotion"])) if emotions is None else tuple(emotions)
+    declared = tuple(e for e in EMOTIONS if e in present) if emotions is None else tuple(emotions)
     return samples.reset_index(drop=True), attributes, declared
 
 
