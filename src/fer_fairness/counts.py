@@ -47,6 +47,8 @@ class CountTensor:
     outcomes: tuple[str, ...]
     counts: np.ndarray  # int64, shape (len(groups), len(labels), len(outcomes))
     clusters: ClusterCounts | None = None  # None: no person has two images in one group
+    # Values derived from these counts, computed once (a group's share is read by every pair it is in).
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     def group_sizes(self) -> dict[str, int]:
         return dict(zip(self.groups, self.counts.sum(axis=(1, 2)).tolist(), strict=True))

@@ -164,12 +164,14 @@ def share(t: CountTensor, group: str, select: Selector, detail: str | None):
     """One group's events and evaluated images, with its persons' counts where images repeat."""
     from fer_fairness.criteria import measures
 
-    g = t.groups.index(group)
-    x, n = select(t.counts[g], t, detail)
-    clusters = t.clusters
-    if clusters is None:
-        return measures.Share.of(x, n)
-    return measures.Share.of(x, n, select(clusters.of_group(g), t, detail))
+    key = ("share", group, select, detail)  # a reference group's share recurs in every pair it is in
+    if key not in t.memo:
+        g = t.groups.index(group)
+        x, n = select(t.counts[g], t, detail)
+        clusters = t.clusters
+        per_subject = None if clusters is None else select(clusters.of_group(g), t, detail)
+        t.memo[key] = measures.Share.of(x, n, per_subject)
+    return t.memo[key]
 
 
 def strata(t: CountTensor, group: str):
