@@ -154,3 +154,31 @@ def test_closing_a_cache_releases_its_claims(tmp_path):
             assert first.claim("k") == "mine"
             assert second.claim("k") == "held"
         assert second.claim("k") == "mine"  # the first run stopped early (budget, error) and let go
+
+
+def _open_at_once(path, barrier, failures):
+    barrier.wait()
+    try:
+        ResponseCache(path).close()
+    except Exception as error:  # the failure the test looks for, reported to the parent
+        failures.put(f"{type(error).__name__}: {error}")
+
+
+def test_runs_opening_a_new_cache_at_the_same_instant_all_open_it(tmp_path):
+    """Two runs starting together on an empty cache folder both switch the new file to WAL; SQLite
+    answers one of them "database is locked" at once. Each open must wait its turn, never fail."""
+    spawn = multiprocessing.get_context("spawn")
+    failures = spawn.Queue()
+    for round_ in range(4):
+        path = tmp_path / f"round{round_}" / FILENAME
+        barrier = spawn.Barrier(6)
+        openers = [spawn.Process(target=_open_at_once, args=(path, barrier, failures)) for _ in range(6)]
+        for opener in openers:
+            opener.start()
+        for opener in openers:
+            opener.join(timeout=120)
+        assert [opener.exitcode for opener in openers] == [0] * 6
+    problems = []
+    while not failures.empty():
+        problems.append(failures.get())
+    assert problems == []

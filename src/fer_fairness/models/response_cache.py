@@ -141,7 +141,7 @@ class ResponseCache:
         except (OSError, sqlite3.Error) as error:
             raise ModelError(f"response cache {self.path}: cannot open it ({error})") from None
         try:
-            self._prepare()
+            self._prepare_patiently(busy_timeout_s)
         except sqlite3.DatabaseError as error:
             self._db.close()
             raise ModelError(
@@ -153,6 +153,23 @@ class ResponseCache:
     def in_dir(cls, cache_dir: Path) -> ResponseCache:
         """The cache file of a cache directory (``--fairness-cache-dir``)."""
         return cls(Path(cache_dir) / FILENAME)
+
+    def _prepare_patiently(self, timeout_s: float) -> None:
+        """_prepare, retried while another process holds the file: two runs opening a new cache at
+        once both try to switch it to WAL, and SQLite answers the second "database is locked" at once
+        (a lock upgrade its busy handler does not wait for) rather than after the busy timeout."""
+        deadline = time.monotonic() + timeout_s
+        pause = 0.01
+        while True:
+            try:
+                self._prepare()
+                return
+            except sqlite3.OperationalError as error:
+                busy = "locked" in str(error) or "busy" in str(error)
+                if not busy or time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
 
     def _prepare(self) -> None:
         db = self._db
