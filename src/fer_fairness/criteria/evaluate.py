@@ -44,6 +44,19 @@ class Subject:
     untested: str = ""
     note: str = ""  # what the reader should know beyond the numbers (e.g. groups left out)
 
+    def identity(self) -> dict[str, str | None]:
+        """What names the test, as the planned test and its record both carry it."""
+        return {
+            "test_id": self.test_id,
+            "criterion": self.criterion,
+            "model": self.model,
+            "dataset": self.dataset,
+            "attribute": self.attribute,
+            "group": self.group,
+            "reference": self.reference,
+            "detail": self.detail,
+        }
+
     @property
     def test_id(self) -> str:
         parts = [self.model, self.dataset]
@@ -179,16 +192,7 @@ def tested_criteria(thresholds: Thresholds, *, baseline: bool) -> list[Criterion
 def planned_tests(tables: list[Table], *, thresholds: Thresholds, with_baseline: bool) -> list[Planned]:
     """The tests evaluate() will decide on these tables, named without measuring anything."""
     return [
-        Planned(
-            test_id=s.test_id,
-            criterion=s.criterion,
-            model=s.model,
-            dataset=s.dataset,
-            attribute=s.attribute,
-            group=s.group,
-            reference=s.reference,
-            detail=s.detail,
-        )
+        Planned(**s.identity())
         for criterion in tested_criteria(thresholds, baseline=with_baseline)
         for table in tables
         for s in _subjects(table, criterion, thresholds, 0, measured=False)
@@ -289,14 +293,7 @@ def _record(
     cfg = thresholds.criterion(subject.criterion)
     measure = subject.measure
     common = dict(
-        test_id=subject.test_id,
-        criterion=subject.criterion,
-        model=subject.model,
-        dataset=subject.dataset,
-        attribute=subject.attribute,
-        group=subject.group,
-        reference=subject.reference,
-        detail=subject.detail,
+        **subject.identity(),
         mode=thresholds.mode,
         inconclusive=thresholds.inconclusive,
         n=dict(measure.n) if measure is not None and measure.n else subject.n,

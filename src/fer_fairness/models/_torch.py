@@ -113,6 +113,14 @@ def hub_cache() -> str:
         return "the Hugging Face cache"
 
 
+def check_model_folder(source: str, *, what: str, holds: str) -> None:
+    """A local transformers folder must exist and hold config.json; else one line naming what it lacks."""
+    folder = Path(source)
+    if not folder.is_dir() or not (folder / "config.json").is_file():
+        lacking = "no folder" if not folder.exists() else "no config.json in the folder"
+        raise ModelError(f"{what}: {lacking} at {folder}; expected {holds}")
+
+
 def weights_identity(source: str, revision: str | None, *, local: bool) -> str:
     """What names a transformers checkpoint in cache keys: ``sha256:...`` of a local folder's content,
     or ``hub:REPO@COMMIT`` of a cached hub snapshot (the commit, so a moved ``main`` is a different model)."""

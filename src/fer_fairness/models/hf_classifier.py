@@ -20,6 +20,7 @@ from fer_fairness.errors import ConfigError, ModelError
 from fer_fairness.labels import EMOTIONS, canonical
 from fer_fairness.models._batch import BatchModel, spec_for_workers
 from fer_fairness.models._torch import (
+    check_model_folder,
     choose_device,
     hub_offline,
     load_failure,
@@ -84,13 +85,11 @@ class HFClassifier(BatchModel):
         from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
         if self.local:
-            folder = Path(self.source)
-            if not folder.is_dir() or not (folder / "config.json").is_file():
-                what = "no folder" if not folder.exists() else "no config.json in the folder"
-                raise ModelError(
-                    f"{WHAT}: {what} at {folder}; expected a transformers image-classification folder "
-                    "(config.json, weights, preprocessor_config.json)"
-                )
+            check_model_folder(
+                self.source,
+                what=WHAT,
+                holds="a transformers image-classification folder (config.json, weights, preprocessor_config.json)",
+            )
         where = dict(local_files_only=self.local or hub_offline(), revision=self.revision)
         config = None
         try:

@@ -29,6 +29,7 @@ from fer_fairness.labels import EMOTIONS
 from fer_fairness.models._base import PredictContext
 from fer_fairness.models._torch import (
     batched,
+    check_model_folder,
     choose_device,
     hub_offline,
     load_failure,
@@ -103,13 +104,11 @@ class PaliGemma:
         from transformers import AutoConfig, AutoProcessor, PaliGemmaForConditionalGeneration
 
         if self.local:
-            folder = Path(self.source)
-            if not folder.is_dir() or not (folder / "config.json").is_file():
-                what = "no folder" if not folder.exists() else "no config.json in the folder"
-                raise ModelError(
-                    f"paligemma: {what} at {folder}; expected a transformers model folder "
-                    "(config.json, weights, tokenizer and processor files)"
-                )
+            check_model_folder(
+                self.source,
+                what="paligemma",
+                holds="a transformers model folder (config.json, weights, tokenizer and processor files)",
+            )
         local_only = self.local or hub_offline()
         where = dict(local_files_only=local_only, revision=self.revision)
         try:
