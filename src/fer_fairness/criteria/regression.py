@@ -31,6 +31,8 @@ from fer_fairness.stats.paired import (
 )
 
 # The gaps a baseline is compared on (no_regression's details), and what each counts, in words.
+# The reason a comparison with a group the baseline lacked is not tested (the report lists these as new).
+NEW_GROUP = "new since the baseline"
 GAPS = dict(zip(REGRESSION_GAPS, ("accuracy", "non-answer rate"), strict=True))
 
 
@@ -71,7 +73,7 @@ def change_in_gap(table, group: str, reference: str, detail: str, config) -> Mea
         return undefined("no baseline for this model and dataset")
     missing = [g for g in (group, reference) if g in base.new_groups]
     if missing:
-        return undefined(f"new since the baseline: {', '.join(missing)} had no faces in {base.model}'s run")
+        return undefined(f"{NEW_GROUP}: {', '.join(missing)} had no faces in {base.model}'s run")
     if base.paired is not None:
         tables = base.paired[(detail, group)], base.paired[(detail, reference)]
         n = {group: tables[0].n, reference: tables[1].n}

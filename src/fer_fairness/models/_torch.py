@@ -128,12 +128,10 @@ def weights_identity(source: str, revision: str | None, *, local: bool) -> str:
         return f"sha256:{content_digest(Path(source))}"
     from transformers.utils import cached_file
 
-    repo = source
-
-    resolved = cached_file(repo, "config.json", revision=revision, local_files_only=True)
+    resolved = cached_file(source, "config.json", revision=revision, local_files_only=True)
     folder = Path(resolved).parent if resolved else None
     commit = folder.name if folder is not None and folder.parent.name == "snapshots" else revision
-    return f"hub:{repo}@{commit or 'unknown'}"
+    return f"hub:{source}@{commit or 'unknown'}"
 
 
 def load_failure(what: str, source: str, error: Exception, *, local: bool) -> str:

@@ -14,6 +14,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from fer_fairness._cache import atomic_path
 from fer_fairness.config import CRITERIA
 from fer_fairness.counts import GROUP_JOIN
+from fer_fairness.criteria.regression import NEW_GROUP
 
 VERDICTS = ("FAIL", "INCONCLUSIVE", "PASS")
 
@@ -260,7 +261,7 @@ def since_baseline(records: list[dict[str, Any]]) -> dict[str, list[dict[str, An
         band_low, band_high = _float(r.get("band_low")), _float(r.get("band_high"))
         if r["verdict"] == "FAIL":
             out["regressed"].append(r)
-        elif "new since the baseline" in (r.get("reason") or ""):
+        elif NEW_GROUP in (r.get("reason") or ""):
             out["new"].append(r)
         elif band_high == float("inf") and low > 0 or band_low == float("-inf") and high < 0:
             out["improved"].append(r)  # the change lies wholly on the side that closes the baseline's gap
