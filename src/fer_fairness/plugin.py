@@ -24,6 +24,8 @@ from fer_fairness.specs import Registry
 
 STATE = pytest.StashKey[RunState]()
 FAIRNESS_RUN = pytest.StashKey[bool]()
+JUNIT_FAMILY_KEY = "fer_fairness_junit_family"
+OWN_JUNIT = pytest.StashKey[bool]()  # junit.xml is the plugin's default one (not the user's --junitxml)
 HANDOFF = pytest.StashKey[Path]()  # the controller's evaluated records, for xdist workers to read
 HANDOFF_KEY = "fer_fairness_handoff"  # xdist workerinput key: where the controller's records are
 PLANNED = pytest.StashKey[int]()  # fairness tests collected, counted before -k / --lf deselect any
@@ -215,11 +217,47 @@ def pytest_configure(config: pytest.Config) -> None:
     # --collect-only runs no test: a junit.xml of tests="0" would replace the last real one.
     if config.stash[FAIRNESS_RUN] and getattr(o, "xmlpath", None) is None and not o.collectonly:
         o.xmlpath = str(report_dir / "junit.xml")
+        config.stash[OWN_JUNIT] = True
     collector = ReportCollector(config, state=state, facts_key=FACTS_KEY, planned_key=PLANNED_KEY, planned=PLANNED)
     config.pluginmanager.register(collector, "fer_fairness_report")
 
 
 CRITERIA_GROUP = "fer_fairness.criteria"  # entry points of installed packages' criteria
+
+
+def junit_family(config: pytest.Config) -> str:
+    """The JUnit family junit.xml is written in: "xunit1" or "xunit2".
+
+    Per-test ``<properties>`` (our verdict, interval and n per test) are valid only in xunit1: the
+    xunit2 schema (Jenkins' junit-10.xsd, pytest's default family) has none inside ``<testcase>``.
+    So the junit.xml this plugin writes by default is xunit1, unless the project sets
+    ``junit_family``; a user's own ``--junitxml`` keeps pytest's family, and under xunit2 a verdict
+    shows in the message prefix (``INCONCLUSIVE: ``, ``FAIL: ``) and in fairness.json.
+    """
+    given = getattr(config, "workerinput", {}).get(JUNIT_FAMILY_KEY)
+    if given is not None:  # an xdist worker: the controller decided (it writes the file)
+        return given
+    overrides = getattr(config.option, "override_ini", None) or ()
+    # Whether the project set it at all (getini cannot tell an explicit "xunit2" from the default);
+    # pytest 9 deprecates the public config.inicfg for the same mapping.
+    ini = getattr(config, "_inicfg", None)
+    configured = "junit_family" in (ini if ini is not None else config.inicfg) or any(
+        o.split("=", 1)[0].strip() == "junit_family" for o in overrides
+    )
+    own = config.stash.get(OWN_JUNIT, False)
+    family = config.getini("junit_family") if configured or not own else "xunit1"
+    return "xunit1" if family == "legacy" else family
+
+
+def _set_junit_family(config: pytest.Config) -> None:
+    # pytest's junitxml made its writer in pytest_configure from the ini family; ours is decided here.
+    try:
+        from _pytest.junitxml import xml_key
+    except ImportError:  # pragma: no cover - a future pytest without it keeps its own family
+        return
+    xml = config.stash.get(xml_key, None)
+    if xml is not None:
+        xml.family = junit_family(config)
 
 
 def _implementations(config: pytest.Config, hook) -> list[tuple[str, object]]:
@@ -323,6 +361,7 @@ def _check_fairness_run(state: RunState, folders: dict[str, Path]) -> None:
 @pytest.hookimpl(tryfirst=True)  # on an xdist controller: before workers start, so they find warm caches
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
+    _set_junit_family(config)
     if config.stash[FAIRNESS_RUN]:
         # Datasets load and models are built now, so their mistakes are usage errors; no model is asked
         # anything until the selected tests are known (pytest_collection_finish).
@@ -340,6 +379,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: absent without pytest-xdist
 def pytest_configure_node(node) -> None:
+    node.workerinput[JUNIT_FAMILY_KEY] = junit_family(node.config)
     path = node.config.stash.get(HANDOFF, None)
     if path is not None:
         node.workerinput[HANDOFF_KEY] = str(path)
@@ -441,7 +481,8 @@ def fairness_record(request: pytest.FixtureRequest) -> Record:
         )
     record = param if isinstance(param, Record) else request.config.stash[STATE].record_for(param)
     request.node.stash[RECORD] = record
-    request.node.user_properties.extend((xml_name(name), value) for name, value in record.junit_properties())
+    if junit_family(request.config) != "xunit2":  # its schema has no per-test <properties>
+        request.node.user_properties.extend((xml_name(name), value) for name, value in record.junit_properties())
     return record
 
 
