@@ -10,9 +10,15 @@ missing images), and builds the same outcome table as a local run. The images go
 paths, so every node must read them at the same path (a shared filesystem). Each actor loads the
 model once: a built-in adapter is rebuilt from its spec on the actor; a model object from a
 conftest is shipped to it (it must pickle). Ray Data retries a batch whose actor died; answers are
-keyed by position, so an image is never lost or counted twice. API models stay on the driver's
-rate-limited client (the provider, not the cluster, is their limit), and so do adapters that are
-not batch classifiers (clip, paligemma, hog-probe), which run locally under any engine.
+keyed by position, so an image is never lost or counted twice. Each batch also says which actor
+(and which process of it) answered, so progress shows how many actors work and how many times one
+died and was restarted. API models stay on the driver's rate-limited client (the provider, not the
+cluster, is their limit), and so does hog-probe (cheaper than a cluster's start).
+
+What travels to an actor is a *batch runner*: ``name``, ``spec_text`` (a built-in spec an actor
+rebuilds it from, or None to pickle the object itself) and ``_call(paths, *args)`` returning one
+JSON-ready answer per image. BatchModel is one (labels or scores); clip's embedder (embedding rows,
+the probe's fit stays on the driver) and paligemma (generated text) are the others.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_fairness.errors import ConfigError, ModelError
+from fer_fairness.progress import note
 from fer_fairness.specs import Registry, number_option
 
 ENGINES = Registry(
@@ -55,6 +62,7 @@ class _Rebuild:
 
     spec_text: str | None
     model: Any
+    args: tuple = ()  # further arguments of every _call (paligemma's prompt)
 
 
 class RayEngine:
@@ -104,14 +112,20 @@ class RayEngine:
             return max(1, int(resources.get("GPU", 0) // self.gpus))
         return max(1, int(resources.get("CPU", 1)))
 
-    def batches(self, model: Any, paths: Sequence[Path], *, batch_size: int) -> Iterator[tuple[list[int], list[Any]]]:
-        """Each completed batch as (positions in ``paths``, answers), in completion order."""
+    def batches(
+        self, model: Any, paths: Sequence[Path], *, batch_size: int, args: tuple = (), progress: Any = None
+    ) -> Iterator[tuple[list[int], list[Any]]]:
+        """Each completed batch as (positions in ``paths``, answers), in completion order.
+
+        ``progress`` (a progress.bar) is told the actors seen and their restarts as batches arrive;
+        the caller still counts the images.
+        """
         import ray.data
 
         self._start()
-        recipe = _Rebuild(getattr(model, "spec_text", None), None)
-        if recipe.spec_text is None:
-            recipe = _Rebuild(None, model)
+        spec_text = getattr(model, "spec_text", None)
+        recipe = _Rebuild(spec_text, None if spec_text is not None else model, tuple(args))
+        actors = Actors()
         rows = [{"position": i, "path": os.fspath(p)} for i, p in enumerate(paths)]
         dataset = ray.data.from_items(rows)
         mapped = dataset.map_batches(
@@ -124,30 +138,71 @@ class RayEngine:
         )
         try:
             for batch in mapped.iter_batches(batch_size=None, batch_format="numpy"):
+                if actors.saw(batch["actor"]) and progress is not None:
+                    note(progress, actors.summary(), now=bool(actors.restarts()))
                 yield [int(i) for i in batch["position"]], [_decode(a) for a in batch["answer"]]
         except Exception as error:  # a worker's ModelError or the user's code failing, as one line
             cause = _root(error)
             raise ModelError(f"model '{model.name}' on engine '{self.text}': {cause}") from None
 
 
+class Actors:
+    """Which actors answered, and how often each was restarted: a restarted Ray actor keeps its id
+    but runs in a new process, so a second process id under one actor id is one failure."""
+
+    def __init__(self) -> None:
+        self.processes: dict[str, set[str]] = {}
+
+    def saw(self, tags: Sequence[str]) -> bool:
+        """Record a batch's ``actor/pid`` tags; True when that is news (a new actor or a restart)."""
+        news = False
+        for tag in {str(t) for t in tags}:
+            actor, _, pid = tag.rpartition("/")
+            known = self.processes.setdefault(actor, set())
+            news |= pid not in known
+            known.add(pid)
+        return news
+
+    def restarts(self) -> dict[str, int]:
+        return {actor: len(pids) - 1 for actor, pids in self.processes.items() if len(pids) > 1}
+
+    def summary(self) -> str:
+        restarts = self.restarts()
+        text = f"{len(self.processes)} actor(s)"
+        if restarts:
+            each = ", ".join(f"{actor[:8]}: {n}" for actor, n in sorted(restarts.items()))
+            text += f", {sum(restarts.values())} died and restarted ({each}); their batches retried"
+        return text
+
+
 class _Worker:
     """A Ray actor: builds (or unpickles) the model once, then answers batches of image paths."""
 
     def __init__(self, recipe: _Rebuild):
+        import ray
+
         if recipe.spec_text is not None:
             from fer_fairness.models import MODELS
 
-            self.model = MODELS.build(MODELS.parse(recipe.spec_text))
+            built = MODELS.build(MODELS.parse(recipe.spec_text))
+            # a spec builds a model; the runner may be a part of it (clip's embedder)
+            self.model = getattr(built, "batch_runner", lambda: built)()
         else:
             self.model = recipe.model
+        self.args = recipe.args
+        self.tag = f"{ray.get_runtime_context().get_actor_id()}/{os.getpid()}"
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import json
 
         import numpy as np
 
-        answers = self.model._call([Path(p) for p in batch["path"]])
-        return {"position": batch["position"], "answer": np.array([json.dumps(a) for a in answers], dtype=object)}
+        answers = self.model._call([Path(p) for p in batch["path"]], *self.args)
+        return {
+            "position": batch["position"],
+            "answer": np.array([json.dumps(a) for a in answers], dtype=object),
+            "actor": np.array([self.tag] * len(answers), dtype=object),
+        }
 
 
 def _decode(text: Any) -> Any:

@@ -87,8 +87,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--fairness-engine",
         metavar="ENGINE",
-        help="where batch classifiers (onnx, hf-classifier, conftest BatchModels) infer: local (default), ray "
-        "(a local Ray instance) or ray:ADDRESS (a cluster), with ?actors=N&gpus=G",
+        help="where local models (onnx, hf-classifier, clip, paligemma, conftest BatchModels) infer: local "
+        "(default), ray (a local Ray instance) or ray:ADDRESS (a cluster), with ?actors=N&gpus=G",
     )
     group.addoption(
         "--fairness-baseline",

@@ -40,6 +40,15 @@ def bar(total: int, desc: str, enabled: bool | str, *, unit: str = "img") -> Any
     return Lines(total=total, desc=desc, unit=unit, enabled=mode == "lines")
 
 
+def note(progress: Any, text: str, *, now: bool = False) -> None:
+    """A short status shown beside the count (e.g. a cluster's actors and restarts); ``now`` writes a
+    line at once off a terminal, for an event a log should not wait ``every_s`` to show."""
+    if hasattr(progress, "set_postfix_str"):  # tqdm
+        progress.set_postfix_str(text)
+    else:
+        progress.note(text, now=now)
+
+
 class Lines:
     """Plain progress lines, at most one every ``every_s`` seconds; the clock and stream are injectable."""
 
@@ -61,6 +70,7 @@ class Lines:
         self.started = clock()
         self.last = self.started  # the first line waits a full interval: short work prints nothing
         self.printed = False
+        self.status = ""
 
     def __enter__(self) -> Lines:
         return self
@@ -77,6 +87,12 @@ class Lines:
             self.last = now
             self._write(self._line(now))
 
+    def note(self, text: str, *, now: bool = False) -> None:
+        self.status = text
+        if self.enabled and now:
+            self.last = self.clock()
+            self._write(self._line(self.last))
+
     def close(self) -> None:
         """A closing line, only when progress was shown (so a log that showed work in flight sees it end)."""
         if self.enabled and self.printed:
@@ -88,7 +104,10 @@ class Lines:
         elapsed = now - self.started
         rate = self.done / elapsed if elapsed > 0 else 0.0
         share = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
-        return f"fer-fairness: {self.desc} {self.done}/{self.total} {self.unit}{share}, {rate:.3g} {self.unit}/s"
+        status = f"; {self.status}" if self.status else ""
+        return (
+            f"fer-fairness: {self.desc} {self.done}/{self.total} {self.unit}{share}, {rate:.3g} {self.unit}/s{status}"
+        )
 
     def _write(self, line: str) -> None:
         stream = self.stream or sys.stderr

@@ -127,7 +127,7 @@ class BatchModel:
             missing = [i for i, a in enumerate(answers) if a is None]
             bar = progress_bar(len(missing), self.name, context.progress)
             with bar:
-                for chunk, results in self._batches(paths, missing, context.engine):
+                for chunk, results in self._batches(paths, missing, context.engine, bar):
                     for index, result in zip(chunk, results, strict=True):
                         answers[index] = result
                     if cache is not None:  # stored batch by batch: a killed run resumes with what is missing
@@ -139,14 +139,15 @@ class BatchModel:
                 cache.close()
         return self._table(dataset, answers)
 
-    def _batches(self, paths: list[Path], missing: list[int], engine: Any):
+    def _batches(self, paths: list[Path], missing: list[int], engine: Any, bar: Any = None):
         """(sample positions, answers) per batch of the missing images: here, or on the engine's cluster."""
         if engine is None:
             for start in range(0, len(missing), self.batch_size):
                 chunk = missing[start : start + self.batch_size]
                 yield chunk, self._call([paths[i] for i in chunk])
             return
-        for positions, results in engine.batches(self, [paths[i] for i in missing], batch_size=self.batch_size):
+        wanted = [paths[i] for i in missing]
+        for positions, results in engine.batches(self, wanted, batch_size=self.batch_size, progress=bar):
             yield [missing[p] for p in positions], results
 
     def _key(self, path: Path) -> str:

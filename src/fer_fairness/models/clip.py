@@ -201,6 +201,10 @@ class ClipImageEmbedder:
         self.name = f"clip:{arch}@{self.weights.label}"
         self.device = choose_device(device, what="clip")
         self.batch_size = batch_size
+        # How a Ray actor rebuilds this embedder (engines.RayEngine): the weights by absolute path or
+        # tag, the device left to the actor unless one was asked for.
+        where = f"&device={device}" if device else ""
+        self.spec_text = f"clip-probe:{arch}@{self.weights.pretrained}?batch_size={batch_size}{where}"
         self.model, self.preprocess, self.tokenizer = _load(self.weights, self.device)
         self._torch = torch
         self._versions = versions("torch", "torchvision", "open_clip_torch")
@@ -252,6 +256,10 @@ class ClipImageEmbedder:
         if not rows:
             return np.zeros((0, int(getattr(self.model.visual, "output_dim", 0))), dtype=np.float32)
         return np.concatenate(rows)
+
+    def _call(self, paths: Sequence[Path]) -> list[list[float]]:
+        """One batch on an engine's actor: the rows ``embed`` gives, as JSON-ready lists (float32 exactly)."""
+        return self.embed(paths, progress=False).tolist()
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """One L2-normalised float32 row per text."""
@@ -369,6 +377,10 @@ class ClipProbe(LinearProbe):
     """The core's linear probe on CLIP image embeddings; describes the CLIP model it embeds with."""
 
     embedder: ClipImageEmbedder
+
+    def batch_runner(self) -> ClipImageEmbedder:
+        """What a Ray actor rebuilt from the embedder's spec runs: the embedder (the fit stays on the driver)."""
+        return self.embedder
 
     def describe(self) -> dict[str, str]:
         return {**super().describe(), **self.embedder.describe(), "kind": "clip-probe"}

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -98,6 +99,13 @@ class PaliGemma:
         self._versions = versions("torch", "transformers", "tokenizers")
         self.model, self.processor, self.identity = self._load()
         self._usage: Counter[str] = Counter()
+        # How a Ray actor rebuilds this model (engines.RayEngine). The dtype is pinned: it is part of the
+        # cache key, and an actor on another device would otherwise choose another one.
+        query = {k: v for k, v in spec.options.items() if k not in ("name", "dtype")}
+        query["dtype"] = self.dtype
+        self.spec_text = f"paligemma:{self.source}?" + "&".join(
+            f"{k}={quote(v, safe='')}" for k, v in sorted(query.items())
+        )
 
     def _load(self):
         import torch
@@ -175,7 +183,7 @@ class PaliGemma:
                 raws[index] = stored
         self._usage["cache_hits"] += len(raws)
         missing = [i for i in range(len(paths)) if i not in raws]
-        errors = self._generate(missing, paths, keys, prompt, cache, raws, progress=context.progress)
+        errors = self._generate(missing, paths, keys, prompt, cache, raws, context=context)
         if errors and len(errors) == len(paths):
             first = next(iter(errors.values()))
             raise ModelError(f"{self.name}: generation failed for every sample; the first: {first}")
@@ -201,31 +209,47 @@ class PaliGemma:
             raise ModelError(f"paligemma: cannot read image {path}: {error.strerror or error}") from error
         return stable_key(self.settings(), prompt, image, length=32)
 
-    def _generate(self, indices, paths, keys, prompt, cache, raws, *, progress: bool) -> dict[int, str]:
+    def _generate(self, indices, paths, keys, prompt, cache, raws, *, context: PredictContext) -> dict[int, str]:
         """Generate for ``indices``, store each answer as it comes; return the errors (never cached)."""
         errors: dict[int, str] = {}
-        bar = progress_bar(len(indices), f"{self.name}", progress)
+        bar = progress_bar(len(indices), f"{self.name}", context.progress)
         with bar:
-            for chunk in batched(indices, self.batch_size):
-                images = [load_rgb(paths[i], what="paligemma") for i in chunk]
-                try:
-                    answers = self.generate(images, prompt)
-                except Exception:  # one bad sample must not sink the batch: retry one by one
-                    answers = []
-                    for index, image in zip(chunk, images, strict=True):
-                        try:
-                            answers.extend(self.generate([image], prompt))
-                        except Exception as error:  # kept as the sample's outcome, with the reason
-                            answers.append(None)
-                            errors[index] = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
+            for chunk, answers in self._batches(indices, paths, prompt, context.engine, bar):
                 for index, answer in zip(chunk, answers, strict=True):
-                    if answer is None:
+                    if "error" in answer:  # kept as the sample's outcome, with the reason
+                        errors[index] = answer["error"]
                         continue
-                    _write(cache / keys[index][:2] / f"{keys[index]}.json", answer)
-                    raws[index] = answer
+                    _write(cache / keys[index][:2] / f"{keys[index]}.json", answer["raw"])
+                    raws[index] = answer["raw"]
                     self._usage["calls"] += 1
                 bar.update(len(chunk))
         return errors
+
+    def _batches(self, indices, paths, prompt, engine, bar):
+        """(sample positions, answers) per batch of ``indices``: here, or on the engine's actors."""
+        if engine is None:
+            for chunk in batched(indices, self.batch_size):
+                yield chunk, self._call([paths[i] for i in chunk], prompt)
+            return
+        wanted = [paths[i] for i in indices]
+        for positions, answers in engine.batches(
+            self, wanted, batch_size=self.batch_size, args=(prompt,), progress=bar
+        ):
+            yield [indices[p] for p in positions], answers
+
+    def _call(self, paths: Sequence[Path], prompt: str) -> list[dict[str, str]]:
+        """One batch, here or on an actor: per image ``{"raw": text}`` or ``{"error": reason}``."""
+        images = [load_rgb(Path(p), what="paligemma") for p in paths]
+        try:
+            return [{"raw": answer} for answer in self.generate(images, prompt)]
+        except Exception:  # one bad sample must not sink the batch: retry one by one
+            answers = []
+            for image in images:
+                try:
+                    answers.extend({"raw": answer} for answer in self.generate([image], prompt))
+                except Exception as error:
+                    answers.append({"error": f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"})
+            return answers
 
     def generate(self, images: Sequence, prompt: str) -> list[str]:
         """Greedy answers for PIL images, all with the same prompt (so no padding is needed)."""

@@ -43,7 +43,11 @@ HOG_C_GRID = (0.0003, 0.001, 0.003)
 
 
 class Embedder(Protocol):
-    """Images -> one float vector each. ``name`` and ``settings()`` identify the embedding in caches."""
+    """Images -> one float vector each. ``name`` and ``settings()`` identify the embedding in caches.
+
+    An embedder that can run on an engine's actors (``--fairness-engine ray``) also has ``spec_text``,
+    ``batch_size`` and ``_call(paths)`` (engines.RayEngine); one without them embeds on the driver.
+    """
 
     name: str
 
@@ -213,7 +217,7 @@ class LinearProbe:
         if not path.is_file():
             with file_lock(path.with_suffix(".lock")):
                 if not path.is_file():
-                    features = np.asarray(self.embedder.embed(paths, progress=context.progress), dtype=np.float32)
+                    features = np.asarray(self._embed(paths, context=context), dtype=np.float32)
                     if features.ndim != 2 or len(features) != len(paths) or not np.isfinite(features).all():
                         raise ModelError(
                             f"linear probe: embedder '{self.embedder.name}' returned an array of shape "
@@ -223,6 +227,21 @@ class LinearProbe:
                     with atomic_path(path) as temporary:
                         np.save(temporary, features)
         return np.load(path), key
+
+    def _embed(self, paths: list[Path], *, context: PredictContext) -> np.ndarray:
+        """Embeddings here, or on the engine's actors in batches put back in table order."""
+        engine = context.engine
+        if engine is None or getattr(self.embedder, "spec_text", None) is None or not paths:
+            return self.embedder.embed(paths, progress=context.progress)
+        rows: list[list[float] | None] = [None] * len(paths)
+        bar = progress_bar(len(paths), f"{self.embedder.name} images", context.progress)
+        with bar:
+            batches = engine.batches(self.embedder, paths, batch_size=self.embedder.batch_size, progress=bar)
+            for positions, answers in batches:
+                for position, row in zip(positions, answers, strict=True):
+                    rows[position] = row
+                bar.update(len(positions))
+        return np.array(rows, dtype=np.float32)
 
     def _cross_validate(self, features: np.ndarray, dataset: Dataset, *, seed: int, progress: bool) -> pd.DataFrame:
         samples = dataset.samples
