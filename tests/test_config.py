@@ -18,7 +18,8 @@ SHIPPED = Path(__file__).resolve().parents[1] / "thresholds.toml"
 SETTINGS_KEYS = "alpha, correction, family, mode, power, min_group_size, inconclusive, comparisons, max_not_evaluated"
 CRITERIA_LIST = (
     "accuracy_gap, accuracy_gap_stratified, recall_gap, confusion_ratio, over_attribution, non_answer_gap, "
-    "accuracy_floor, association, association_stratified, no_regression, score_shift, calibration_gap, adjusted_gap"
+    "accuracy_floor, association, association_stratified, no_regression, score_shift, calibration_gap, adjusted_gap, "
+    "robustness_gap, counterfactual_flip"
 )
 INTERSECTIONS_ALLOWED = (
     '"none", "all-pairs" or a non-empty list of lists of two or more distinct attributes, such as [["race", "gender"]]'
@@ -59,6 +60,8 @@ DOCUMENTED_BANDS = {
     "score_shift": 0.05,
     "calibration_gap": 0.05,
     "adjusted_gap": 0.05,
+    "robustness_gap": 0.05,
+    "counterfactual_flip": 0.05,
 }
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from fer_fairness import perturb
 from fer_fairness.criteria.catalogue import BUILTIN, Criterion
 from fer_fairness.errors import ConfigError
 from fer_fairness.labels import EMOTIONS
@@ -135,7 +136,11 @@ _GROUPS: dict[str, _Rule] = {
 
 _COMMON = {"enabled": _boolean(True), "owner": _text(), "rationale": _text()}
 # Further keys a criterion may declare (Criterion.options), each with its rule.
-_OPTIONS: dict[str, _Rule] = {"pairs": _pairs("all")}
+_OPTIONS: dict[str, _Rule] = {
+    "pairs": _pairs("all"),
+    # robustness_gap's sweep; empty (the default) means no perturbed predictions, so no extra model calls
+    "perturbations": _Rule(perturb.ALLOWED, perturb.valid_sweep, []),
+}
 
 
 def _rules(criterion: Criterion) -> dict[str, _Rule]:
@@ -155,6 +160,7 @@ class CriterionConfig:
     owner: str = ""
     rationale: str = ""
     pairs: tuple[tuple[str, str], ...] | None = None  # confusion_ratio only; None means all
+    perturbations: tuple[str, ...] = ()  # robustness_gap only: canonical "kind:level" names (perturb.py)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -249,6 +255,7 @@ def parse_thresholds(
             owner=values["owner"],
             rationale=values["rationale"],
             pairs=None if pairs in (None, "all") else tuple(tuple(p.split("->")) for p in pairs),
+            perturbations=tuple(perturb.parse(p).name for p in values.get("perturbations", ())),
         )
 
     attributes = groups["attributes"]

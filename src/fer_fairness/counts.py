@@ -19,22 +19,67 @@ GROUP_JOIN = "+"  # "skin_tone+gender" = "dark+female"
 
 @dataclass(frozen=True, kw_only=True)
 class ClusterCounts:
-    """Per-subject counts within one grouping: counts[s] is subject s's (T, O) slice, group[s] its group index.
+    """Per-subject counts within one grouping, kept sparse: entry i says that subject
+    ``entry_subject[i]`` has ``entry_count[i]`` images in (true, outcome) cell ``entry_cell[i]``
+    (cell = true * O + outcome); ``group[s]`` is subject s's group index. Subjects are ordered by
+    group, so one group's entries are one contiguous run.
 
-    Images of one person are not independent; clustered inference (design effects, subject
-    bootstrap) needs each person's counts. A person seen in two groups is one cluster per group.
+    Images of one person are not independent; clustered inference (design effects) needs each
+    person's counts. A person seen in two groups is one cluster per group. Sparse because a person
+    has a handful of images: a dense (subjects, T, O) array is mostly zeros and, at a million
+    images, gigabytes.
     """
 
-    group: np.ndarray  # int64, shape (S,), index into CountTensor.groups
-    counts: np.ndarray  # int64, shape (S, T, O), same label/outcome axes as the tensor
-    _slices: dict[int, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    group: np.ndarray  # int64, shape (S,), index into CountTensor.groups, non-decreasing
+    entry_subject: np.ndarray  # int64, shape (M,), non-decreasing
+    entry_cell: np.ndarray  # int64, shape (M,)
+    entry_count: np.ndarray  # int64, shape (M,)
+    shape: tuple[int, int]  # (T, O)
+    _bounds: dict = field(default_factory=dict, compare=False, repr=False)
 
-    def of_group(self, g: int) -> np.ndarray:
-        """The (S_g, T, O) counts of group g's subjects, sliced once per group (every criterion and
-        detail of a group reads the same slice; masking all S subjects per test cost O(tests x S))."""
-        if g not in self._slices:
-            self._slices[g] = self.counts[self.group == g]
-        return self._slices[g]
+    @classmethod
+    def from_dense(cls, *, group: np.ndarray, counts: np.ndarray) -> ClusterCounts:
+        """From per-subject (S, T, O) counts (tests and small hand-built tensors)."""
+        order = np.argsort(group, kind="stable")
+        group, counts = np.asarray(group, dtype=np.int64)[order], np.asarray(counts, dtype=np.int64)[order]
+        flat = counts.reshape(len(group), -1)
+        subject, cell = np.nonzero(flat)
+        return cls(
+            group=group,
+            entry_subject=subject.astype(np.int64),
+            entry_cell=cell.astype(np.int64),
+            entry_count=flat[subject, cell],
+            shape=tuple(counts.shape[1:]),
+        )
+
+    @property
+    def counts(self) -> np.ndarray:
+        """The dense (S, T, O) counts: for tests and small tensors, never on a hot path."""
+        dense = np.zeros((len(self.group), self.shape[0] * self.shape[1]), dtype=np.int64)
+        np.add.at(dense, (self.entry_subject, self.entry_cell), self.entry_count)
+        return dense.reshape(len(self.group), *self.shape)
+
+    def per_subject(self, g: int, select, tensor: CountTensor, detail) -> tuple[np.ndarray, np.ndarray]:
+        """(events, images) of each of group g's subjects under ``select``.
+
+        A selector is a sum over (true, outcome) cells, so it is applied once to the one-hot basis of
+        the cells to read each cell's weight, and each subject's value is a weighted bincount of its
+        entries; the caller checks the subjects add up to the group (``select`` on the group's counts).
+        """
+        first, last, lo, hi = self._range(g)
+        width = self.shape[0] * self.shape[1]
+        basis = np.eye(width, dtype=np.int64).reshape(width, *self.shape)
+        weights = [np.broadcast_to(np.asarray(w), (width,)) for w in select(basis, tensor, detail)]
+        local = self.entry_subject[lo:hi] - first
+        cell, count = self.entry_cell[lo:hi], self.entry_count[lo:hi]
+        return tuple(np.bincount(local, weights=count * w[cell], minlength=last - first) for w in weights)
+
+    def _range(self, g: int) -> tuple[int, int, int, int]:
+        if g not in self._bounds:
+            first, last = np.searchsorted(self.group, [g, g + 1])
+            lo, hi = np.searchsorted(self.entry_subject, [first, last])
+            self._bounds[g] = (int(first), int(last), int(lo), int(hi))
+        return self._bounds[g]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,9 +188,15 @@ def _clusters(
     # An image without a subject is a person of its own: give it a code no named subject has.
     codes[blank] = len(uniques) + np.flatnonzero(blank)
     span = len(uniques) + len(joined)
-    keys, cluster = np.unique(group * span + codes, return_inverse=True)
+    keys, cluster = np.unique(group * span + codes, return_inverse=True)  # sorted: subjects by group
     if len(keys) == len(joined):
         return None  # every person once per group: independent-image inference is exact
     width = shape[0] * shape[1]
-    counts = np.bincount(cluster.ravel() * width + cell, minlength=len(keys) * width)
-    return ClusterCounts(group=keys // span, counts=counts.astype(np.int64).reshape(len(keys), *shape))
+    entries, count = np.unique(cluster.ravel() * width + cell, return_counts=True)
+    return ClusterCounts(
+        group=(keys // span).astype(np.int64),
+        entry_subject=(entries // width).astype(np.int64),
+        entry_cell=(entries % width).astype(np.int64),
+        entry_count=count.astype(np.int64),
+        shape=shape,
+    )

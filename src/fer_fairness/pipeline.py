@@ -13,10 +13,11 @@ from typing import Any
 
 import pandas as pd
 
-from fer_fairness import __version__, covariates, dataset_bias
+from fer_fairness import __version__, covariates, dataset_bias, perturb
 from fer_fairness.baseline import OUTCOME_FIELDS
 from fer_fairness.config import Thresholds
 from fer_fairness.counts import GROUP_JOIN, build_counts, group_names, join_outcomes
+from fer_fairness.criteria import counterfactual
 from fer_fairness.criteria.evaluate import Table, evaluate, planned_tests
 from fer_fairness.criteria.records import Planned, Record
 from fer_fairness.datasets._table import Dataset, check_dataset
@@ -89,7 +90,8 @@ def run(state: RunState, pairs: set[tuple[str, str]] | None = None) -> tuple[lis
             if dataset.name not in measured:
                 measured[dataset.name] = covariates.for_dataset(dataset, state.cache_dir)
             values = measured[dataset.name].set_axis(dataset.samples["sample_id"])
-        tables.extend(_tables(state, model.name, dataset, joined, measured=values))
+        perturbed = _perturbed_outcomes(state, model, dataset, context)
+        tables.extend(_tables(state, model.name, dataset, joined, measured=values, perturbed=perturbed))
     # Every sample's outcome, with its image's digest: written beside fairness.json, so this run can
     # be the paired baseline of a later one.
     state.outcomes = pd.concat(kept, ignore_index=True)[list(OUTCOME_FIELDS)] if kept else None
@@ -111,6 +113,32 @@ def run(state: RunState, pairs: set[tuple[str, str]] | None = None) -> tuple[lis
         f"in {time.perf_counter() - started:.1f} s"
     )
     return records, facts
+
+
+def _perturbed_outcomes(
+    state: RunState, model: Model, dataset: Dataset, context: PredictContext
+) -> dict[str, pd.DataFrame] | str | None:
+    """Per perturbation of robustness_gap's sweep, the model's answers joined to the samples; None
+    without a sweep; the reason, where this model cannot be asked about perturbed images."""
+    sweep = perturb.sweep(state.thresholds)
+    if not sweep:
+        return None
+    if model.describe().get("kind") == "predictions":
+        return "a model answering from a predictions file cannot see perturbed images"
+    if getattr(model, "learns_from_dataset", False):
+        return (
+            f"{model.name} is fitted on each dataset it is given (cross-validated): on perturbed images it would "
+            "be a new model trained on them, not this one meeting worse photos"
+        )
+    joined = {}
+    for perturbation in sweep:
+        shifted = perturb.perturbed_dataset(dataset, perturbation, state.cache_dir)
+        state.say(f"fer-fairness: {model.name} on {shifted.name}")
+        answers = check_outcomes(model.predict(shifted, context=context), model=model.name, dataset=shifted.name)
+        answers = _without_excluded(answers, dataset)
+        check_evaluated(answers, model=model, dataset=shifted.name, limit=state.thresholds.max_not_evaluated)
+        joined[perturbation.name] = join_outcomes(dataset.samples, answers, model=model.name, dataset=shifted.name)
+    return joined
 
 
 def _without_excluded(outcomes: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
@@ -173,6 +201,7 @@ def _tables(
     *,
     planning: bool = False,
     measured: pd.DataFrame | None = None,
+    perturbed: dict[str, pd.DataFrame] | str | None = None,
 ) -> list[Table]:
     t = state.thresholds
     references: dict[str, str] = {}  # each attribute's reference group, over the whole dataset
@@ -196,6 +225,14 @@ def _tables(
         scores = (
             None if planning else summarise(joined, attributes=attributes, groups=tensor.groups, labels=tensor.labels)
         )
+        robust = perturbed if isinstance(perturbed, str) else None  # no answers on perturbed images: why
+        if isinstance(perturbed, dict):  # clean (before) vs perturbed (now), paired per face as a baseline is
+            robust = {
+                (name, group): pt
+                for name, now in perturbed.items()
+                for (gap, group), pt in _paired_tables(now, joined, attributes).items()
+                if gap == "accuracy_gap"
+            }
         tables.append(
             Table(
                 model=model,
@@ -205,6 +242,8 @@ def _tables(
                 baseline=baseline,
                 scores=scores,
                 rows=rows,
+                perturbed=robust,
+                counterfactual=counterfactual.renders(joined, attributes),
             )
         )
     return tables

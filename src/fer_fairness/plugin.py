@@ -463,7 +463,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # A worker holds its controller's records; otherwise the tests are named from the plan, and the
     # fixture looks each record up when its test runs.
     tests = (state.records if state.records is not None else state.planned).get(criterion, [])
+    if not tests:  # one skip that says why, rather than pytest's "got empty parameter set"
+        reason = _nothing_to_test(criterion, thresholds)
+        metafunc.parametrize(RECORD_ARG, [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=["none"])
+        return
     metafunc.parametrize(RECORD_ARG, tests, ids=[t.test_id for t in tests], indirect=True)
+
+
+def _nothing_to_test(criterion: str, thresholds) -> str:
+    requires = thresholds.definitions[criterion].requires
+    if requires == "perturbations":
+        return (
+            f"criterion '{criterion}' runs only with a sweep: list perturbations under "
+            f"[criteria.{criterion}] in {thresholds.source} (e.g. perturbations = [\"blur:1.5\"])"
+        )
+    if requires == "counterfactual":
+        return (
+            f"criterion '{criterion}' needs a dataset of counterfactual renders (a counterfactual_id column), "
+            'e.g. --fairness-dataset "synthetic?counterfactual=true"'
+        )
+    return f"criterion '{criterion}' has nothing to compare in this run's datasets"
 
 
 @pytest.fixture

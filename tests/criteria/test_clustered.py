@@ -58,7 +58,7 @@ def _simulate(rng, mus: dict[str, float]) -> Table:
         labels=BASIC_SEVEN,
         outcomes=OUTCOMES,
         counts=np.stack([slab.sum(axis=0) for _, slab in per_person]),
-        clusters=ClusterCounts(group=cluster_group, counts=cluster_counts),
+        clusters=ClusterCounts.from_dense(group=cluster_group, counts=cluster_counts),
     )
     assert correct.shape == tensor.counts.shape[1:]
     return Table(model="m", dataset="d", tensor=tensor, pairs=(("A", "R"),))

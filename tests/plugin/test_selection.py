@@ -77,3 +77,22 @@ def test_junit_tells_inconclusive_from_a_skip(pytester, two_gaps):
         else:
             assert skipped is None
     assert "INCONCLUSIVE" in seen  # the confusion ratios at these n settle nothing
+
+
+def test_a_criterion_with_nothing_to_test_says_why(pytester, two_gaps):
+    (pytester.path / "fairness_tests" / "test_more.py").write_text(
+        "import pytest\nfrom fer_fairness import gate\n\n"
+        '@pytest.mark.fairness("robustness_gap")\ndef test_robust(fairness_record):\n    gate(fairness_record)\n\n'
+        '@pytest.mark.fairness("counterfactual_flip")\ndef test_flip(fairness_record):\n    gate(fairness_record)\n'
+    )
+    (pytester.path / "thresholds.toml").write_text("[criteria.robustness_gap]\nenabled = true\n")
+    result = pytester.runpytest(*two_gaps, "-rs", "-k", "robust or flip")
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED*test_more.py:4: criterion 'robustness_gap' runs only with a sweep: list perturbations under "
+            "[[]criteria.robustness_gap[]]*",
+            "SKIPPED*test_more.py:8: criterion 'counterfactual_flip' needs a dataset of counterfactual renders*",
+        ],
+        consecutive=False,
+    )
+    assert "empty parameter set" not in result.stdout.str()

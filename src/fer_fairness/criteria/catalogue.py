@@ -81,7 +81,9 @@ class Criterion:
     options: tuple[str, ...] = ()  # further thresholds keys the policy schema knows (e.g. "pairs")
     # What the criterion needs beyond the counts: "baseline" (tested only when the run has one,
     # --fairness-baseline), "scores" (per-label scores: a model without them is INCONCLUSIVE and spends
-    # none of the gate's alpha), "covariates" (image covariates, measured only when such a criterion is on).
+    # none of the gate's alpha), "covariates" (image covariates, measured only when such a criterion is on),
+    # "perturbations" (tested only when its policy lists some: each one is a further model pass),
+    # "counterfactual" (tested only on a dataset whose renders differ in skin tone alone).
     requires: str = ""
     summary: str = ""  # one line for docs and reports
     source: str = field(default="fer-fairness", compare=False)  # who defined it, for messages
@@ -169,7 +171,16 @@ def share(t: CountTensor, group: str, select: Selector, detail: str | None):
         g = t.groups.index(group)
         x, n = select(t.counts[g], t, detail)
         clusters = t.clusters
-        per_subject = None if clusters is None else select(clusters.of_group(g), t, detail)
+        per_subject = None if clusters is None else clusters.per_subject(g, select, t, detail)
+        adds_up = per_subject is None or all(
+            int(round(v.sum())) == int(w) for v, w in zip(per_subject, (x, n), strict=True)
+        )
+        if not adds_up:
+            # The persons must add up to the group; a selector that is not a sum over cells would not.
+            raise ConfigError(
+                f"selector {getattr(select, '__name__', select)!r} is not a sum over (true, outcome) cells: its "
+                "persons' counts do not add up to the group's; a criterion's selector must count images"
+            )
         t.memo[key] = measures.Share.of(x, n, per_subject)
     return t.memo[key]
 
@@ -285,6 +296,22 @@ def _calibration_gap(table, group, reference, detail, config):
     from fer_fairness.scores import calibration_gap
 
     return calibration_gap(table, group, reference, detail, config)
+
+
+def _counterfactual_flip(table, group, reference, detail, config):
+    from fer_fairness.criteria.counterfactual import flip_rate
+
+    return flip_rate(table, group, reference, detail, config)
+
+
+def _perturbations(_t: CountTensor, config: CriterionConfig) -> list[str | None]:
+    return list(config.perturbations)
+
+
+def _robustness(table, group, reference, detail, config):
+    from fer_fairness.criteria.robustness import robustness_gap
+
+    return robustness_gap(table, group, reference, detail, config)
 
 
 # The gaps no_regression compares with the baseline (its details), in this order.
@@ -449,5 +476,27 @@ BUILTIN: tuple[Criterion, ...] = (
         requires="covariates",
         summary="the accuracy gap with lighting, contrast, sharpness, size and true emotion held equal "
         "(logistic regression, marginal standardisation)",
+    ),
+    Criterion(
+        name="robustness_gap",
+        shape="pair",
+        metric="extra accuracy drop under a perturbation (group's drop minus reference's)",
+        threshold=difference(0.05),
+        measure=_robustness,
+        details=_perturbations,
+        options=("perturbations",),
+        requires="perturbations",
+        summary="per perturbation (brightness, contrast, blur, JPEG; opt-in, each costs a model pass), how much "
+        "more accuracy a group loses than its reference, paired on the same images",
+    ),
+    Criterion(
+        name="counterfactual_flip",
+        shape="pair",
+        metric="counterfactual flip rate",
+        threshold=difference(0.05),
+        measure=_counterfactual_flip,
+        requires="counterfactual",
+        summary="how often the answer changes when only skin tone changes: the same face rendered at two tones "
+        "(synthetic?counterfactual=true)",
     ),
 )

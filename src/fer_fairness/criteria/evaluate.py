@@ -84,6 +84,12 @@ class Table:
     # One row per evaluated face (group, emotion, correct, subject_id, image covariates), for criteria
     # that fit rows rather than counts (adjusted_gap); None where a table is built from counts alone.
     rows: Any = None
+    # (perturbation, group) -> stats.paired.PairedTable of (right on the clean image?, right on the
+    # perturbed one?) over faces evaluated in both, for robustness_gap; None where no sweep ran.
+    perturbed: Any = None
+    # Per render of a counterfactual set (draw, subject_id, group, outcome) on the skin-tone table, for
+    # counterfactual_flip (criteria/counterfactual.renders); None elsewhere, where it plans no test.
+    counterfactual: Any = None
 
 
 def _rng_for(seed: int, key: str) -> np.random.Generator:
@@ -178,15 +184,35 @@ def _family_alpha(thresholds: Thresholds, criteria: list[Criterion], tables: lis
     if thresholds.family != "gate":
         return dict.fromkeys(pairs, thresholds.alpha)
     scored = {(t.model, t.dataset) for t in tables if getattr(t, "scores", None) is not None}
+    # A counterfactual criterion has no test at all without counterfactual renders: no share there either.
+    renders = {(t.model, t.dataset) for t in tables if getattr(t, "counterfactual", None) is not None}
     return {
-        pair: thresholds.alpha / max(sum(c.requires != "scores" or pair in scored for c in criteria), 1)
+        pair: thresholds.alpha
+        / max(
+            sum(
+                (c.requires != "scores" or pair in scored) and (c.requires != "counterfactual" or pair in renders)
+                for c in criteria
+            ),
+            1,
+        )
         for pair in pairs
     }
 
 
 def tested_criteria(thresholds: Thresholds, *, baseline: bool) -> list[Criterion]:
-    """The enabled criteria this run can test: those needing a baseline only when it has one."""
-    return [c for c in thresholds.enabled() if c.requires != "baseline" or baseline]
+    """The enabled criteria this run can test: those needing a baseline only when it has one, those
+    needing perturbations only when the policy lists some."""
+    return [
+        c
+        for c in thresholds.enabled()
+        if (c.requires != "baseline" or baseline)
+        and (c.requires != "perturbations" or thresholds.criterion(c.name).perturbations)
+    ]
+
+
+def _applies(criterion: Criterion, table: Table) -> bool:
+    """A criterion needing counterfactual renders is tested only on the tables that have them."""
+    return criterion.requires != "counterfactual" or getattr(table, "counterfactual", None) is not None
 
 
 def planned_tests(tables: list[Table], *, thresholds: Thresholds, with_baseline: bool) -> list[Planned]:
@@ -195,6 +221,7 @@ def planned_tests(tables: list[Table], *, thresholds: Thresholds, with_baseline:
         Planned(**s.identity())
         for criterion in tested_criteria(thresholds, baseline=with_baseline)
         for table in tables
+        if _applies(criterion, table)
         for s in _subjects(table, criterion, thresholds, 0, measured=False)
     ]
 
@@ -206,6 +233,7 @@ def evaluate(tables: list[Table], *, thresholds: Thresholds, seed: int) -> list[
         subject
         for criterion in criteria
         for table in tables
+        if _applies(criterion, table)
         for subject in _subjects(table, criterion, thresholds, seed)
     ]
     families: dict[str, list[Subject]] = defaultdict(list)

@@ -19,6 +19,8 @@ REQUIRED_COLUMNS = ("sample_id", "path", "emotion", "subject_id")
 # Columns named source_* carry facts about the raw data (a raw code, mouth open/closed); they are
 # reported but never treated as demographic attributes.
 SOURCE_PREFIX = "source_"
+# Ties the renders of one face drawn at several skin tones (counterfactual sets); never an attribute.
+COUNTERFACTUAL_ID = "counterfactual_id"
 # How spreadsheets and data frames write "no value" (R's write.csv writes NA, pandas NaN, JSON null),
 # compared case-insensitively after stripping. Such a cell is missing, never a demographic group; a
 # dataset where one of these is a real value (NA for North America) says so with ?map=.
@@ -32,8 +34,13 @@ def is_missing(values: pd.Series) -> pd.Series:
 
 
 def attribute_columns(columns: Iterable[str]) -> tuple[str, ...]:
-    """The columns compared as demographic attributes when none are named: all but required and source_*."""
-    return tuple(c for c in columns if c not in REQUIRED_COLUMNS and not str(c).startswith(SOURCE_PREFIX))
+    """The columns compared as demographic attributes when none are named: all but required, source_*
+    and counterfactual_id (which ties renders of one face together; it describes no person)."""
+    return tuple(
+        c
+        for c in columns
+        if c not in REQUIRED_COLUMNS and not str(c).startswith(SOURCE_PREFIX) and c != COUNTERFACTUAL_ID
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,6 +13,11 @@ sensor noise is added. Two mechanisms, and only these, make some groups harder t
 Gender has no mechanism: both genders have the same number of subjects of each skin tone, the same
 contrast and the same face geometry; gender shows only in the hair above the forehead. Labels are
 never edited: every label is the expression that was drawn.
+
+With ``counterfactual=True`` (``synthetic?counterfactual=true``) every identity and every view,
+sensor noise included, is drawn once and rendered at each of the three skin tones, so the renders
+of one draw differ only in skin luminance. They share a ``counterfactual_id``; ``subject_id`` stays
+the identity's, so clustered inference counts a person once whatever tone they are rendered at.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +36,7 @@ from PIL import Image
 from skimage.draw import ellipse, polygon
 
 from fer_fairness._cache import file_lock, stable_key
+from fer_fairness.criteria.counterfactual import KEY as COUNTERFACTUAL_ID
 from fer_fairness.datasets._table import Dataset, validate_samples
 from fer_fairness.errors import ConfigError, DatasetError
 from fer_fairness.labels import BASIC_SEVEN
@@ -103,9 +109,17 @@ DEFAULT_SPEC = SyntheticSpec()
 
 
 def load_synthetic(
-    *, cache_dir: Path, seed: int = 0, progress: bool = True, spec: SyntheticSpec = DEFAULT_SPEC
+    *,
+    cache_dir: Path,
+    seed: int = 0,
+    progress: bool = True,
+    spec: SyntheticSpec = DEFAULT_SPEC,
+    counterfactual: bool = False,
 ) -> Dataset:
     """Load the synthetic set for ``spec`` and ``seed``, generating it under ``cache_dir`` on first use.
+
+    ``counterfactual`` renders every draw at each skin tone (three times the images), tied by
+    ``counterfactual_id``; it is a separate set in its own cache folder, named ``synthetic-counterfactual``.
 
     The same seed and spec always give byte-identical images. Generation happens in a temporary
     folder renamed into place when complete, under a file lock, so concurrent callers (xdist
@@ -114,23 +128,34 @@ def load_synthetic(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise DatasetError(f"synthetic: seed must be a non-negative integer; got {seed!r}")
     cache_dir = Path(cache_dir)
-    folder = cache_dir / f"synthetic-v{VERSION}-{stable_key(VERSION, asdict(spec), seed, length=12)}"
-    if not _is_complete(folder, spec):
+    if counterfactual:  # its own folder and key, so the default set's folder name stays as it was
+        folder = cache_dir / f"synthetic-cf-v{VERSION}-{stable_key(VERSION, asdict(spec), seed, 'cf', length=12)}"
+    else:
+        folder = cache_dir / f"synthetic-v{VERSION}-{stable_key(VERSION, asdict(spec), seed, length=12)}"
+    expected = spec.n_images * (len(SKIN_TONES) if counterfactual else 1)
+    if not _is_complete(folder, expected):
         with file_lock(cache_dir / f".{folder.name}.lock"):
-            if not _is_complete(folder, spec):
-                _generate_into(folder, spec=spec, seed=seed, progress=progress)
-    return _load(folder, spec=spec, seed=seed)
+            if not _is_complete(folder, expected):
+                _generate_into(folder, spec=spec, seed=seed, progress=progress, counterfactual=counterfactual)
+    return _load(folder, spec=spec, seed=seed, counterfactual=counterfactual)
 
 
 def from_spec(spec: Spec, *, cache_dir: Path, seed: int, progress: bool = True) -> Dataset:
     """Registry entry for ``synthetic``: the default composition, generated for the run's seed."""
-    check_options(spec, (), what="dataset")
+    check_options(spec, ("counterfactual",), what="dataset")
     if spec.target:
         raise ConfigError(f"dataset '{spec.text}': synthetic takes no target; write just 'synthetic'")
-    return load_synthetic(cache_dir=cache_dir, seed=seed, progress=progress)
+    given = spec.options.get("counterfactual", "false")
+    flag = given.strip().lower()
+    if flag not in ("true", "false"):
+        raise ConfigError(f"dataset '{spec.text}': option counterfactual must be true or false; got {given!r}")
+    if flag == "false":
+        return load_synthetic(cache_dir=cache_dir, seed=seed, progress=progress)
+    # DEFAULT_SPEC read at call time, not bound as a default argument, so tests can shrink the composition.
+    return load_synthetic(cache_dir=cache_dir, seed=seed, progress=progress, spec=DEFAULT_SPEC, counterfactual=True)
 
 
-def _is_complete(folder: Path, spec: SyntheticSpec) -> bool:
+def _is_complete(folder: Path, expected: int) -> bool:
     manifest = folder / MANIFEST
     if not manifest.is_file():
         return False
@@ -138,10 +163,10 @@ def _is_complete(folder: Path, spec: SyntheticSpec) -> bool:
         paths = pd.read_csv(manifest, usecols=["path"], dtype=str)["path"]
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return False
-    return len(paths) == spec.n_images and all((folder / p).is_file() for p in paths)
+    return len(paths) == expected and all((folder / p).is_file() for p in paths)
 
 
-def _generate_into(folder: Path, *, spec: SyntheticSpec, seed: int, progress: bool) -> None:
+def _generate_into(folder: Path, *, spec: SyntheticSpec, seed: int, progress: bool, counterfactual: bool) -> None:
     # Caller holds the lock: any leftovers are from a killed run or a damaged set.
     for stale in folder.parent.glob(f".{folder.name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
@@ -152,9 +177,10 @@ def _generate_into(folder: Path, *, spec: SyntheticSpec, seed: int, progress: bo
     try:
         (staging / "images").mkdir()
         rows = []
-        bar = progress_bar(spec.n_images, "synthetic faces", progress)
+        renders = len(SKIN_TONES) if counterfactual else 1
+        bar = progress_bar(spec.n_images * renders, "synthetic faces", progress)
         with bar:
-            for row, pixels in _draw_all(spec, seed):
+            for row, pixels in _draw_all(spec, seed, counterfactual=counterfactual):
                 Image.fromarray(pixels, mode="L").save(staging / row["path"], format="PNG")
                 rows.append(row)
                 bar.update()
@@ -164,10 +190,25 @@ def _generate_into(folder: Path, *, spec: SyntheticSpec, seed: int, progress: bo
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _load(folder: Path, *, spec: SyntheticSpec, seed: int) -> Dataset:
+def _load(folder: Path, *, spec: SyntheticSpec, seed: int, counterfactual: bool) -> Dataset:
     manifest = folder / MANIFEST
-    raw = pd.read_csv(manifest, dtype={"sample_id": str, "path": str, "subject_id": str, "emotion": str})
+    dtypes = {"sample_id": str, "path": str, "subject_id": str, "emotion": str, COUNTERFACTUAL_ID: str}
+    raw = pd.read_csv(manifest, dtype=dtypes)
+    # Attributes named explicitly: counterfactual_id is a key, never a demographic attribute.
     samples, attributes, _ = validate_samples(raw, source=str(manifest), attributes=ATTRIBUTES)
+    if counterfactual:
+        return Dataset(
+            name="synthetic-counterfactual",
+            root=folder,
+            samples=samples,
+            attributes=attributes,
+            emotions=tuple(e for e in BASIC_SEVEN if e in spec.emotions),
+            description=(
+                f"procedurally drawn faces (v{VERSION}, seed {seed}), counterfactual: {spec.n_subjects} identities, "
+                f"each of {spec.n_images} draws rendered at every skin tone ({len(samples)} images); "
+                "renders of one draw differ only in skin luminance"
+            ),
+        )
     return Dataset(
         name="synthetic",
         root=folder,
@@ -297,29 +338,47 @@ def _subjects(spec: SyntheticSpec, seed: int) -> Iterator[tuple[str, _Subject]]:
             )
 
 
-def _draw_all(spec: SyntheticSpec, seed: int) -> Iterator[tuple[dict[str, object], np.ndarray]]:
+def _draw_all(
+    spec: SyntheticSpec, seed: int, *, counterfactual: bool = False
+) -> Iterator[tuple[dict[str, object], np.ndarray]]:
     for subject_index, (subject_id, subject) in enumerate(_subjects(spec, seed)):
+        # A counterfactual identity keeps its drawn offset from its tone's mean luminance at every tone;
+        # at its own tone it is the subject itself, so that render is the default set's image.
+        offset = subject.skin - SKIN_LUMINANCE[subject.skin_tone]
+        renders = (
+            [
+                subject if t == subject.skin_tone else replace(subject, skin_tone=t, skin=SKIN_LUMINANCE[t] + offset)
+                for t in SKIN_TONES
+            ]
+            if counterfactual
+            else [subject]
+        )
         for emotion in spec.emotions:
             for variant in range(spec.variants):
-                rng = np.random.default_rng([seed, 2, subject_index, BASIC_SEVEN.index(emotion), variant])
-                intensity = 0.0 if emotion == "neutral" else rng.uniform(*spec.intensity)
-                gain = rng.uniform(0.7, 1.1)
-                pixels = _draw_face(subject, emotion, intensity=intensity, gain=gain, spec=spec, rng=rng)
-                sample_id = f"{subject_id}-{emotion}-{variant}"
-                yield (
-                    {
+                draw = f"{subject_id}-{emotion}-{variant}"
+                for render in renders:
+                    # A fresh generator per render from the same seed: every render of one draw
+                    # consumes the same numbers (skin luminance changes values, never the draws), so
+                    # view, lighting and noise are identical and only the skin differs.
+                    rng = np.random.default_rng([seed, 2, subject_index, BASIC_SEVEN.index(emotion), variant])
+                    intensity = 0.0 if emotion == "neutral" else rng.uniform(*spec.intensity)
+                    gain = rng.uniform(0.7, 1.1)
+                    pixels = _draw_face(render, emotion, intensity=intensity, gain=gain, spec=spec, rng=rng)
+                    sample_id = f"{draw}-{render.skin_tone}" if counterfactual else draw
+                    row = {
                         "sample_id": sample_id,
                         "path": f"images/{sample_id}.png",
                         "emotion": emotion,
                         "subject_id": subject_id,
-                        "skin_tone": subject.skin_tone,
-                        "gender": subject.gender,
+                        "skin_tone": render.skin_tone,
+                        "gender": render.gender,
                         "source_intensity": round(intensity, 3),
                         "source_lighting": round(gain, 3),
-                        "source_skin_luminance": round(subject.skin, 3),
-                    },
-                    pixels,
-                )
+                        "source_skin_luminance": round(render.skin, 3),
+                    }
+                    if counterfactual:
+                        row[COUNTERFACTUAL_ID] = draw
+                    yield row, pixels
 
 
 def _draw_face(

@@ -126,6 +126,10 @@ def _fold_seed(seed: int, fold: int) -> int:
 class LinearProbe:
     """A model under test: standardised embeddings -> multinomial logistic regression, out of fold."""
 
+    # It is fitted (cross-validated) on each dataset it is given: given perturbed images it would be
+    # a new probe trained on them, not this one meeting worse photos (robustness_gap says so).
+    learns_from_dataset = True
+
     def __init__(
         self,
         embedder: Embedder,
