@@ -46,3 +46,13 @@ def test_api_table():
     lines = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("clean", "10%"))}
     assert int(lines["clean"][2]) == 32  # one call per image
     assert int(lines["10%"][3]) > 32  # the injected faults were retried
+
+
+def test_clip_table():
+    pytest.importorskip("open_clip")
+    out = run("bench_clip.py", "--images", "40", "--batch-size", "8", "--repeats", "1")
+    assert "command: python benchmarks/bench_clip.py" in out
+    assert "same answers as bare: 1.000" in out  # the adapter picks what the bare loop picks
+    assert "warm model calls: encode_image 0," in out  # the warm run reads every image embedding from the cache
+    ratios = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("adapter /", "warm /"))}
+    assert float(ratios["adapter"][3]) > 0 and float(ratios["warm"][3]) > 0

@@ -6,9 +6,15 @@ is retried up to ``context.max_retries`` times with exponential backoff and full
 least as long as a ``Retry-After`` header asks. Every answer is handed to ``on_reply`` (which stores
 it) the moment it arrives; a request that still fails goes to ``on_failure`` (and is never stored).
 
-Past ``context.budget_tokens`` no new request starts; the requests in flight finish and are stored,
-then ``BudgetExhausted`` says how far the run got. Requests in flight when the budget runs out may
-overshoot it by at most ``concurrency`` answers.
+A request waiting to retry does not hold its thread: it is queued with the time it is due, and the
+thread sends other requests meanwhile (a retry that is due goes first; a thread with nothing new to
+send waits out the oldest retry). At most ``2 x concurrency`` jobs are open (in flight or waiting),
+so a 429 storm still slows the whole client: once half of them wait, only retries are sent.
+
+Past ``context.budget_tokens`` no request starts, new or retry; the requests in flight finish and
+are stored, then ``BudgetExhausted`` says how far the run got (retries still waiting are among what
+is left). Requests in flight when the budget runs out may overshoot it by at most ``concurrency``
+answers.
 
 Sleep, clock and random source are injected, so backoff is tested without waiting.
 """
@@ -19,7 +25,7 @@ import email.utils
 import random
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +41,9 @@ Job = TypeVar("Job")
 # Counters every API adapter reports (``usage()``), always present so summaries line up.
 USAGE_KEYS: Final = ("calls", "cache_hits", "retries", "tokens", "answered", *NON_ANSWERS)
 _END: Final = object()
+# Jobs started and not yet answered or failed, per worker: the ones in flight plus as many waiting to
+# retry. A 429 storm fills the waiting half, and then no new job starts until retries drain it.
+_OPEN_PER_SLOT: Final = 2
 
 
 class TransientError(Exception):
@@ -74,6 +83,15 @@ class Failure:
     kind: str
     message: str
     attempts: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Turn(Generic[Job]):
+    """A job's next request: ``retries`` made so far, not to be sent before ``due`` (None: at once)."""
+
+    job: Job
+    retries: int
+    due: float | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,29 +210,58 @@ class Runner(Generic[Job]):
             return
         pending: Iterator[Job] = iter(jobs)
         lock = threading.Lock()
-        state = {"done": 0, "exhausted": False, "stop": False}
+        waiting: deque[_Turn[Job]] = deque()  # in the order they failed
+        state = {"done": 0, "open": 0, "drained": False, "exhausted": False, "stop": False}
         errors: list[BaseException] = []
         bar = progress_bar(len(jobs), desc, self.context.progress, unit="call")
+        most_open = _OPEN_PER_SLOT * self.context.concurrency
 
-        def next_job() -> Any:
+        def may_send() -> bool:  # called with the lock held
+            if state["stop"]:
+                return False
+            if not self.budget_left():
+                state["exhausted"] = True
+                return False
+            return True
+
+        def next_turn() -> _Turn[Job] | None:
             with lock:
-                if state["stop"]:
-                    return _END
-                if not self.budget_left():
-                    state["exhausted"] = True
-                    return _END
-                return next(pending, _END)
+                if not may_send():
+                    return None
+                if waiting and waiting[0].due <= self._clock():
+                    return waiting.popleft()
+                if not state["drained"] and state["open"] < most_open:
+                    job = next(pending, _END)
+                    if job is not _END:
+                        state["open"] += 1
+                        return _Turn(job=job, retries=0, due=None)
+                    state["drained"] = True
+                # Nothing new may start: wait out the oldest retry. With ``most_open`` at twice the
+                # workers, open jobs beyond the ones workers hold are in ``waiting``, so none is lost
+                # by a worker leaving here: the rest are held by workers that will see them through.
+                return waiting.popleft() if waiting else None
 
         def worker() -> None:
             try:
-                while (job := next_job()) is not _END:
-                    outcome = self._attempt(job, call)
+                while (turn := next_turn()) is not None:
+                    if turn.due is not None:
+                        # Also sleep(0) for a retry already due: every retry gets exactly one wait.
+                        self._sleep(max(0.0, turn.due - self._clock()))
+                        with lock:
+                            if not may_send():  # stopped or out of budget meanwhile: left for a re-run
+                                return
+                    outcome = self._attempt(turn, call)
+                    if isinstance(outcome, _Turn):
+                        with lock:
+                            waiting.append(outcome)
+                        continue
                     if isinstance(outcome, Reply):
-                        on_reply(job, outcome)
+                        on_reply(turn.job, outcome)
                     else:
-                        on_failure(job, outcome)
+                        on_failure(turn.job, outcome)
                     with lock:
                         state["done"] += 1
+                        state["open"] -= 1
                         bar.update(1)
             except BaseException as error:  # noqa: BLE001 - handed to the caller's thread below
                 with lock:
@@ -240,23 +287,21 @@ class Runner(Generic[Job]):
                 f"{self.resume_hint} to send only those {left} (cached answers cost nothing)"
             )
 
-    def _attempt(self, job: Job, call: Callable[[Job, float], Reply]) -> Reply | Failure:
-        retry = 0
-        while True:
-            self.usage.add("calls")
-            try:
-                reply = call(job, self.context.timeout_s)
-            except TransientError as error:
-                if retry >= self.context.max_retries:
-                    return Failure(kind=error.kind, message=str(error), attempts=retry + 1)
-                retry_after = retry_after_seconds(error.headers, now=self._clock())
-                with self._rng_lock:
-                    delay = self.backoff.delay(retry, retry_after_s=retry_after, rng=self._rng)
-                retry += 1
-                self.usage.add("retries")
-                self._sleep(delay)
-                continue
-            except PermanentError as error:
-                return Failure(kind=error.kind, message=str(error), attempts=retry + 1)
-            self.usage.add("tokens", reply.tokens)
-            return reply
+    def _attempt(self, turn: _Turn[Job], call: Callable[[Job, float], Reply]) -> Reply | Failure | _Turn[Job]:
+        """One request: its reply, its failure, or the retry to schedule (with the time it is due)."""
+        self.usage.add("calls")
+        try:
+            reply = call(turn.job, self.context.timeout_s)
+        except TransientError as error:
+            if turn.retries >= self.context.max_retries:
+                return Failure(kind=error.kind, message=str(error), attempts=turn.retries + 1)
+            now = self._clock()
+            retry_after = retry_after_seconds(error.headers, now=now)
+            with self._rng_lock:
+                delay = self.backoff.delay(turn.retries, retry_after_s=retry_after, rng=self._rng)
+            self.usage.add("retries")
+            return _Turn(job=turn.job, retries=turn.retries + 1, due=now + delay)
+        except PermanentError as error:
+            return Failure(kind=error.kind, message=str(error), attempts=turn.retries + 1)
+        self.usage.add("tokens", reply.tokens)
+        return reply
