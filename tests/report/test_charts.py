@@ -74,14 +74,16 @@ def test_no_non_answer_chart_for_a_model_that_always_answered():
     assert all_charts(records=[], facts={"counts": [counts(refused_black=0)]})["non_answers"] == []
 
 
-def test_the_forest_keeps_the_ratios_furthest_from_one(monkeypatch):
-    from fer_fairness.report import charts as module
+def forest_labels(chart) -> list[str]:
+    """The forest's row labels from the bottom row to the top one, read from the SVG's text positions."""
+    rows = [t for t in parsed(chart).iter(f"{SVG}text") if "".join(t.itertext()).startswith("race=")]
+    return ["".join(t.itertext()) for t in sorted(rows, key=lambda t: -float(t.get("y")))]
 
-    drawn = []
-    monkeypatch.setattr(module, "_svg", lambda figure, title: drawn.append(figure.axes[0].get_yticklabels()) or "")
+
+def test_the_forest_keeps_the_ratios_furthest_from_one():
     rows = [ratio(i, 1.0 + i / 100, 0.9, 3.0) for i in range(FOREST_ROWS + 10)]
-    module.confusion_forest(rows)
-    labels = [label.get_text() for label in drawn[0]]
+    (chart,) = all_charts(records=rows, facts={})["forest"]
+    labels = forest_labels(chart)
     assert len(labels) == FOREST_ROWS
     assert labels[-1].endswith(f"pair{FOREST_ROWS + 9}")  # the largest ratio sits at the top
     assert not any(label.endswith(" pair0") for label in labels)  # the smallest are left out
@@ -117,7 +119,8 @@ def test_every_name_on_a_chart_is_literal_text(monkeypatch, name, usetex):
     table = {**counts(refused_black=4), "model": name, "groups": [name, "White"]}
     with matplotlib.rc_context({"text.usetex": usetex}):
         charts = all_charts(records=records, facts={"counts": [table]})
-    assert sum(len(section) for section in charts.values()) == len(drawn) == 4
+    assert sum(len(section) for section in charts.values()) == 4
+    assert len(drawn) == 1  # only the non-answer bars use matplotlib; every chart's names are checked below
     for figure in drawn:
         texts = [t for t in figure.findobj(Text) if name in t.get_text()]
         assert texts  # the name is on every chart
@@ -133,19 +136,15 @@ def test_every_name_on_a_chart_is_literal_text(monkeypatch, name, usetex):
 # --- charts a reader can trust --------------------------------------------------------------------------
 
 
-def test_every_fail_is_in_the_forest_even_beyond_the_cut_and_with_infinite_bounds(monkeypatch):
-    from fer_fairness.report import charts as module
-
-    drawn = []
-    monkeypatch.setattr(module, "_svg", lambda figure, title: drawn.append(figure.axes[0].get_yticklabels()) or "")
+def test_every_fail_is_in_the_forest_even_beyond_the_cut_and_with_infinite_bounds():
     rows = [ratio(i, 1.0 + i / 10, 0.9, 5.0) for i in range(FOREST_ROWS + 10)]  # large, far from 1
     fails = [
         ratio(100, 1.6, 1.55, 1.7, "FAIL"),
         ratio(101, "inf", 3.0, "inf", "FAIL"),
         ratio(102, 0.0, 0.0, 0.5, "FAIL"),
     ]
-    module.confusion_forest(rows + fails)
-    labels = [label.get_text() for label in drawn[0]]
+    (chart,) = all_charts(records=rows + fails, facts={})["forest"]
+    labels = forest_labels(chart)
     assert len(labels) == FOREST_ROWS
     for r in fails:
         assert sum(label.endswith(f" {r['detail']}") for label in labels) == 1
@@ -184,3 +183,30 @@ def test_heatmaps_have_a_colour_bar_and_full_labels():
     assert "happiness" in words and "surprise" in words and "refused" in words  # not cut to "happi"
     assert "P(predicted | true)" in words  # the colour bar's label
     assert "1.0" in words and "0.0" in words  # its scale
+
+
+def test_the_written_out_viridis_is_matplotlibs_in_ten_steps():
+    from matplotlib import colormaps, colors
+
+    from fer_fairness.report.charts import VIRIDIS
+
+    steps = colormaps["viridis"].resampled(10)
+    assert VIRIDIS == tuple(colors.to_hex(steps(i)) for i in range(10))
+
+
+def test_a_page_without_non_answers_never_imports_matplotlib():
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from fer_fairness.report.html import render_html\n"
+        "from tests.report.test_charts import counts, floor, ratio\n"
+        "page = render_html(records=[floor('a', 0.6), floor('b', 0.8), ratio(0, 2.0, 1.6, 2.4, 'FAIL')],\n"
+        "                   facts={'counts': [counts(refused_black=0)]})\n"
+        "assert page.count('<svg ') == 3, page.count('<svg ')\n"
+        "print(sorted(m for m in sys.modules if m.startswith('matplotlib')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"

@@ -752,3 +752,63 @@ def test_dataset_bias_and_covariates_are_shown_per_group():
     assert "Black: 25%" in bias and "0.420 [0.300, 0.500]" in bias and "strong: read the stratified criteria" in bias
     covariates = page.split('id="covariates"', 1)[1].split("</table>", 1)[0]
     assert "<th>luminance</th>" in covariates and "0.420 (0.310–0.500)" in covariates
+
+
+# --- a big run ----------------------------------------------------------------------------------------
+
+
+def test_a_10k_test_report_keeps_every_fail_anchor_and_reason():
+    import hashlib
+
+    rng = random.Random(11)
+    records = []
+    for i in range(10_000):
+        verdict = "FAIL" if i % 97 == 0 else rng.choice(("INCONCLUSIVE", "INCONCLUSIVE", "PASS"))
+        why = f"the corrected interval reaches across an edge of the band; about {i} images per group would settle it"
+        reason = {
+            "FAIL": f"gap for race=g{i} vs White: FAIL, outside the band & <beyond>. estimate 0.{i}; n g{i}=3",
+            "INCONCLUSIVE": f"gap for race=g{i} vs White: INCONCLUSIVE, {why}. estimate 0.{i}; rates g{i}=0.5",
+            "PASS": "",
+        }[verdict]
+        criterion = ("accuracy_gap", "confusion_ratio", "non_answer_gap")[i % 3]
+        records.append(
+            record(test_id=f"m{i % 3}|d|race=g{i}~White", criterion=criterion, group=f"g{i}", verdict=verdict,
+                   reason=reason, n={f"g{i}": 3, "White": 9}, rates={f"g{i}": 0.5, "White": 0.7})
+        )  # fmt: skip
+    page = Page(render_html(records=records, facts=facts()))
+    shown = {}
+    for criterion in ("accuracy_gap", "confusion_ratio", "non_answer_gap"):
+        (table,) = page.tables(criterion)
+        shown.update({row[1][2]: row[-1][2] for row in table[1:]})
+    anchors = {attrs["data-test"]: attrs["id"] for tag, attrs in page.tags if tag == "tr" and "data-test" in attrs}
+    fails = [r for r in records if r["verdict"] == "FAIL"]
+    assert len(shown) == len(anchors) == len(records) and len(fails) == 104
+    for r in fails:  # the whole message, as the terminal prints it, under the documented anchor
+        assert anchors[r["test_id"]] == "t-" + hashlib.sha256(r["test_id"].encode()).hexdigest()[:12]
+        assert shown[r["test_id"]] == r["reason"]
+    for r in records:
+        if r["verdict"] == "INCONCLUSIVE":  # why, and what would settle it; the numbers are the row's cells
+            i = r["group"][1:]
+            assert shown[r["test_id"]] == f"the corrected interval reaches across an edge of the band; about {i} " \
+                "images per group would settle it."  # fmt: skip
+    links = {attrs["href"] for tag, attrs in page.tags if tag == "a"}
+    assert {f"#{anchors[r['test_id']]}" for r in fails} <= links  # each FAIL's finding links to its row
+
+
+def test_an_inconclusive_row_keeps_the_why_and_the_note_of_the_real_message():
+    from fer_fairness.config import parse_thresholds
+    from fer_fairness.criteria.messages import explain
+    from fer_fairness.report.html import row_reason
+
+    thresholds = parse_thresholds({}, source="thresholds.toml")
+    shaped = record(verdict="INCONCLUSIVE", rule="overlap", required_n=642.0)
+    plain = {k: v for k, v in shaped.items() if k not in ("nodeid", "outcome")}
+    for note in ("", "the reference group is small"):
+        message = explain(Record.from_dict({**plain, "note": note}), thresholds)
+        shown = row_reason({**plain, "reason": message})
+        assert shown.startswith("the corrected interval reaches across an edge of the band [-0.050, 0.050]")
+        assert "about 642 images per group would settle it (have Black=120, White=340)." in shown
+        assert "estimate" not in shown and "accuracy difference for" not in shown  # both stand in the row's cells
+        assert shown.endswith(f" Note: {note}.") if note else shown.endswith("White=340).")
+    failing = explain(Record.from_dict({**plain, "verdict": "FAIL", "rule": "outside"}), thresholds)
+    assert row_reason({**plain, "verdict": "FAIL", "reason": failing}) == failing  # a FAIL keeps every word

@@ -1,13 +1,15 @@
-"""The report's charts, drawn with matplotlib as inline SVG (vector, text kept as text, no network, no script).
+"""The report's charts as inline SVG (vector, text kept as text, no network, no script).
 
 Every chart is drawn from the records and run facts the JSON report holds, never from private state,
-so the HTML shows exactly what the JSON says. Names reach the page only as SVG text that matplotlib's
-XML writer escapes, and in titles escaped here.
+so the HTML shows exactly what the JSON says. The interval charts and heatmaps are written as SVG here
+(every name through html.escape); the rare non-answer bars are drawn with matplotlib, whose XML writer
+escapes them. Why by hand: these charts are points, bars and text on fixed axes, and matplotlib's
+per-artist cost made them about 10 s of a 16,000-test report (the 2 s target; BENCHMARKS.md), where
+writing the same elements directly takes about 0.2 s.
 """
 
 from __future__ import annotations
 
-import functools
 import html
 import io
 import math
@@ -17,21 +19,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only, never a window; before pyplot is imported
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
-
-from fer_fairness.counts import GROUP_JOIN  # noqa: E402
+from fer_fairness.counts import GROUP_JOIN
 
 # Okabe-Ito colours chosen to stay apart under deuteranopia, protanopia and tritanopia (blue, grey, vermillion),
 # and a shape per verdict as well, so nothing rests on colour alone. The table's glyphs match the shapes.
 COLOURS = {"PASS": "#0072B2", "FAIL": "#D55E00", "INCONCLUSIVE": "#999999"}
 MARKERS = {"PASS": "o", "FAIL": "X", "INCONCLUSIVE": "D"}
 REFERENCE = {"color": "#000000", "marker": "s"}
+BAND = "#e8eef5"  # the tolerance band's shade
 FOREST_ROWS = 40  # the largest disparities (plus every FAIL): a forest of hundreds of rows is unreadable
 # Names (groups, models, datasets) are data, not markup: a '$' must print as '$', never start mathtext
 # (whose parse errors crashed the report after the tests ran) nor reach a user's usetex setting.
@@ -51,24 +48,23 @@ LITERAL_TEXT = {
 @dataclass(frozen=True)
 class Chart:
     title: str
-    svg: str  # an <svg> element, escaped by matplotlib, with a <title> for screen readers
+    svg: str  # an <svg> element with every name escaped, and a <title> for screen readers
 
 
-def _literal(draw):
-    """Run a chart function with every Text it creates, tick labels drawn at savefig included, literal."""
+def _pyplot():
+    """matplotlib's pyplot, imported only when a chart needs it: the import alone took about 1 s of a report."""
+    import matplotlib
 
-    @functools.wraps(draw)
-    def literal(*args, **kwargs):
-        with plt.rc_context(LITERAL_TEXT):
-            return draw(*args, **kwargs)
+    matplotlib.use("Agg")  # files only, never a window; before pyplot is imported
+    import matplotlib.pyplot as plt
 
-    return literal
+    return plt
 
 
 def _svg(figure, title: str) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", bbox_inches="tight")
-    plt.close(figure)
+    _pyplot().close(figure)
     text = buffer.getvalue()
     text = text[text.index("<svg") :]  # the XML prolog and DOCTYPE do not belong inside HTML
     text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.DOTALL)  # a timestamp, a URL
@@ -105,16 +101,110 @@ def _by(records: Iterable[dict[str, Any]], criterion: str) -> dict[tuple[str, st
     return grouped
 
 
-def _verdict_legend(axes, verdicts: Iterable[str], extra: Iterable = (), **kwargs) -> None:
-    handles = [
-        Line2D([], [], linestyle="", marker=MARKERS[v], color=COLOURS[v], markersize=7, label=v)
-        for v in ("FAIL", "INCONCLUSIVE", "PASS")
-        if v in set(verdicts)
-    ]
-    axes.legend(handles=[*handles, *extra], fontsize=8, **kwargs)
+# The interval charts and heatmaps are drawn as SVG by hand: dots, bars and labels need no layout engine, and
+# matplotlib took 0.1-0.4 s per chart (10 s of a 16k-test report for 54 charts).
+ROW, PLOT_WIDTH = 20, 420  # px per row, width of the plotting area
 
 
-@_literal
+@dataclass(frozen=True)
+class _Dot:
+    label: str
+    estimate: float
+    low: float  # NaN: no interval
+    high: float
+    colour: str
+    marker: str  # a MARKERS value, or "s" for a reference group
+
+
+def _marker(marker: str, x: float, y: float, colour: str, size: float = 4.5) -> str:
+    if marker == "o":
+        return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{size}" fill="{colour}"/>'
+    if marker == "D":
+        return f'<path d="M{x:.1f} {y - size:.1f}l{size} {size}l{-size} {size}l{-size} {-size}z" fill="{colour}"/>'
+    if marker == "X":
+        return (
+            f'<path d="M{x - size:.1f} {y - size:.1f}l{2 * size} {2 * size}M{x + size:.1f} {y - size:.1f}'
+            f'l{-2 * size} {2 * size}" stroke="{colour}" stroke-width="3"/>'
+        )
+    if marker == "-":  # a dashed line (the floor)
+        return f'<path d="M{x - 8:.1f} {y:.1f}h16" stroke="{colour}" stroke-dasharray="4 3"/>'
+    if marker == "band":
+        return f'<rect x="{x - 8:.1f}" y="{y - 5:.1f}" width="16" height="10" fill="{colour}"/>'
+    return f'<rect x="{x - size:.1f}" y="{y - size:.1f}" width="{2 * size}" height="{2 * size}" fill="{colour}"/>'
+
+
+def _interval_chart(
+    name: str,
+    heading: str,
+    dots: list[_Dot],
+    *,
+    position,
+    ticks: list[tuple[float, str]],
+    xlabel: str,
+    shapes: list[str],
+    legend: list[tuple[str, str, str]],
+    font: float = 8,
+) -> Chart:
+    """Dots with horizontal intervals, one row each, the first row at the bottom (as matplotlib draws them).
+
+    position maps a value to 0..1 across the plot; shapes are SVG drawn behind the dots (a band, a floor),
+    given the plot's left edge, top and height through str.format; legend: (marker, colour, label).
+    """
+    left = 10 + max((_text_width(d.label, font) for d in dots), default=0)
+    top, height = 34, ROW * len(dots) + ROW
+    legend_height = 16 * len(legend) + 6
+    total = top + max(height, legend_height) + 44
+    width = left + PLOT_WIDTH + 150
+
+    def x_of(value: float) -> float:
+        return left + PLOT_WIDTH * min(max(position(value), 0.0), 1.0)
+
+    parts = [_svg_text(left + PLOT_WIDTH / 2, 16, heading, 10, text_anchor="middle")]
+    parts.append(f'<rect x="{left}" y="{top}" width="{PLOT_WIDTH}" height="{height}" fill="none" stroke="#444"/>')
+    parts += [shape.format(left=left, top=top, height=height, x_of=x_of) for shape in shapes]
+    for value, text in ticks:
+        x = x_of(value)
+        parts.append(f'<path d="M{x:.1f} {top + height}v4" stroke="#444"/>')
+        parts.append(_svg_text(x, top + height + 14, text, font, text_anchor="middle"))
+    parts.append(_svg_text(left + PLOT_WIDTH / 2, top + height + 32, xlabel, font + 1, text_anchor="middle"))
+    for i, d in enumerate(dots):
+        y = top + height - ROW * (i + 1)
+        parts.append(_svg_text(left - 6, y + 3, d.label, font, text_anchor="end"))
+        if not math.isnan(d.low):
+            a, b = x_of(d.low), x_of(d.high)
+            parts.append(
+                f'<path d="M{a:.1f} {y}H{b:.1f}M{a:.1f} {y - 3}v6M{b:.1f} {y - 3}v6" stroke="{d.colour}" '
+                'stroke-width="1.5"/>'
+            )
+            if position(d.low) <= 0:  # a bound beyond the axis (0 or infinity): an arrow at the edge
+                parts.append(_svg_text(left + 2, y + 3, "◀", 7, fill=d.colour))
+            if position(d.high) >= 1:
+                parts.append(_svg_text(left + PLOT_WIDTH - 2, y + 3, "▶", 7, fill=d.colour, text_anchor="end"))
+        parts.append(_marker(d.marker, x_of(d.estimate), y, d.colour))
+    for k, (marker, colour, text) in enumerate(legend):
+        y = top + 12 + 16 * k
+        parts.append(_marker(marker, left + PLOT_WIDTH + 16, y - 3, colour))
+        parts.append(_svg_text(left + PLOT_WIDTH + 26, y, text, font))
+    return Chart(name, _document(name, width, total, parts, font=font))
+
+
+def _document(name: str, width: float, height: float, parts: list[str], *, font: float) -> str:
+    """An <svg> element with its name as <title> and aria-label; shrinks with a narrow page (viewBox) but
+    grows only until its ``font`` reads as 12 px, so text is one size across charts of any width."""
+    label = html.escape(name, quote=True)
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
+        f'style="max-width: {width * 12 / font:.0f}px" aria-label="{label}" font-family="DejaVu Sans, sans-serif">\n'
+        f"<title>{label}</title>"
+        f'<rect width="100%" height="100%" fill="#ffffff"/>{"".join(parts)}</svg>'
+    )
+
+
+def _legend(verdicts: Iterable[str]) -> list[tuple[str, str, str]]:
+    present = set(verdicts)
+    return [(MARKERS[v], COLOURS[v], v) for v in ("FAIL", "INCONCLUSIVE", "PASS") if v in present]
+
+
 def group_accuracy(records: list[dict[str, Any]]) -> list[Chart]:
     """Per model x dataset x grouping: each group's accuracy with its corrected interval and the floor.
 
@@ -130,38 +220,45 @@ def group_accuracy(records: list[dict[str, Any]]) -> list[Chart]:
         rows = [r for r in rows if r["estimate"] is not None]
         if not rows:
             continue
-        figure, axes = plt.subplots(figsize=(6.5, 0.45 * len(rows) + 1.5))
-        shown = set()
-        labels = []
-        for y, r in enumerate(rows):
+        shown, dots = set(), []
+        for r in rows:
             key = (model, dataset, attribute, r["group"])
-            estimate, low, high = _number(r["estimate"]), _number(r["ci_low"]), _number(r["ci_high"])
-            error = [[estimate - low], [high - estimate]] if not math.isnan(low) else None
+            numbers = (_number(r["estimate"]), _number(r["ci_low"]), _number(r["ci_high"]))
             if key in gaps:
                 verdict = gaps[key]["verdict"]
-                style = {"color": COLOURS[verdict], "marker": MARKERS[verdict]}
-                labels.append(f"{r['group']} vs {gaps[key]['reference']}")
+                dots.append(
+                    _Dot(f"{r['group']} vs {gaps[key]['reference']}", *numbers, COLOURS[verdict], MARKERS[verdict])
+                )
                 shown.add(verdict)
             elif key in references:
-                style = REFERENCE
-                labels.append(f"{r['group']} (reference)")
+                dots.append(_Dot(f"{r['group']} (reference)", *numbers, REFERENCE["color"], REFERENCE["marker"]))
             else:
-                style = {"color": COLOURS[r["verdict"]], "marker": MARKERS[r["verdict"]]}
-                labels.append(f"{r['group']} (floor)")
-                shown.add(r["verdict"])
-            axes.errorbar(estimate, y, xerr=error, fmt=style["marker"], color=style["color"], capsize=3)
-        floor = axes.axvline(_number(rows[0]["band_low"]), color="grey", linestyle="--", linewidth=1, label="floor")
-        extra = [floor]
-        if any(label.endswith("(reference)") for label in labels):
-            extra.append(Line2D([], [], linestyle="", marker="s", color="#000000", label="reference group"))
-        axes.set_yticks(range(len(rows)), labels)
-        axes.set_xlim(0, 1)
-        axes.set_xlabel("accuracy (corrected interval); marker = verdict of the accuracy gap")
-        axes.set_title(f"{model} | {dataset} | {attribute}", fontsize=10)
-        _verdict_legend(axes, shown, extra, loc="lower right")
+                verdict = r["verdict"]
+                dots.append(_Dot(f"{r['group']} (floor)", *numbers, COLOURS[verdict], MARKERS[verdict]))
+                shown.add(verdict)
+        floor = min(max(_number(rows[0]["band_low"]), 0.0), 1.0)
+        legend = _legend(shown)
+        if any(d.marker == "s" for d in dots):
+            legend.append(("s", "#000000", "reference group"))
         title = f"Accuracy by {attribute}: {model} on {dataset}"
-        charts.append(Chart(title, _svg(figure, title)))
+        chart = _interval_chart(
+            title,
+            f"{model} | {dataset} | {attribute}",
+            dots,
+            position=lambda v: v,
+            ticks=[(t / 5, f"{t / 5:.1f}") for t in range(6)],
+            xlabel="accuracy (corrected interval); marker = verdict of the accuracy gap",
+            shapes=[_vertical(floor, dash=True)],
+            legend=[*legend, ("-", "grey", "floor")],
+        )
+        charts.append(chart)
     return charts
+
+
+def _vertical(fraction: float, *, dash: bool = False, colour: str = "grey") -> str:
+    """A vertical line at a fraction of the plot's width, as a format string for _interval_chart."""
+    style = ' stroke-dasharray="4 3"' if dash else ""
+    return f'<path d="M{{left}} {{top}}m{PLOT_WIDTH * fraction:.1f} 0v{{height}}" stroke="{colour}"{style}/>'
 
 
 def _forest_rows(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -188,7 +285,24 @@ def _finite_positive(r: dict[str, Any]) -> bool:
     return all(0 < _number(r[k]) < math.inf for k in ("estimate", "ci_low", "ci_high"))
 
 
-@_literal
+def _log_ticks(left: float, right: float) -> list[tuple[float, str]]:
+    """Powers of ten inside [left, right], or its two ends when fewer than two fall inside."""
+    low, high = math.ceil(math.log10(left)), math.floor(math.log10(right))
+    step = max(1, math.ceil((high - low + 1) / 9))  # at most about nine labels, so none overlap
+    ticks = [10.0**k for k in range(low, high + 1) if k % step == 0]
+    if len(ticks) < 2:
+        ticks = sorted({left, 1.0, right} if left < 1 < right else {left, right})
+    return [(t, _decade(t)) for t in ticks]
+
+
+def _decade(value: float) -> str:
+    """0.01, 0.1, 1, 10, 100, 1000 as written; beyond that 1e-4, 1e5 (one style on both sides of 1)."""
+    exponent = math.log10(value) if value > 0 else 0.0
+    if exponent.is_integer() and abs(exponent) >= 4:
+        return f"1e{int(exponent)}"
+    return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
+
+
 def confusion_forest(records: list[dict[str, Any]]) -> list[Chart]:
     """Per model x dataset: every FAIL and the confusion rate ratios furthest from 1, log scale, band shaded.
 
@@ -202,37 +316,41 @@ def confusion_forest(records: list[dict[str, Any]]) -> list[Chart]:
         finite = [v for r in rows for k in ("estimate", "ci_low", "ci_high") if 0 < (v := _number(r[k])) < math.inf]
         finite += [b for b in band if 0 < b < math.inf]
         left, right = min(finite) / 3, max(finite) * 3
-        figure, axes = plt.subplots(figsize=(7.5, 0.32 * len(rows) + 1.5))
-        axes.axvspan(*band, color="#e8eef5", label="tolerance band")
-        axes.axvline(1.0, color="grey", linewidth=1)
-        for y, r in enumerate(rows):
-            estimate, low, high = (min(max(_number(r[k]), left), right) for k in ("estimate", "ci_low", "ci_high"))
-            error = [[max(estimate - low, 0)], [max(high - estimate, 0)]]
-            verdict = r["verdict"]
-            axes.errorbar(
-                estimate, y, xerr=error, fmt=MARKERS[verdict], color=COLOURS[verdict], capsize=2, markersize=5
+        span = math.log(right / left)
+
+        def position(value: float, left: float = left, span: float = span) -> float:
+            if value <= 0:
+                return -1.0
+            return 2.0 if math.isinf(value) else math.log(value / left) / span
+
+        a, b = (min(max(position(edge), 0.0), 1.0) for edge in band)
+        shade = f'<rect x="{{left}}" y="{{top}}" width="{PLOT_WIDTH * (b - a):.1f}" height="{{height}}" fill="{BAND}"'
+        shade += f' transform="translate({PLOT_WIDTH * a:.1f} 0)"/>'
+        dots = [
+            _Dot(
+                f"{r['attribute']}={r['group']}~{r['reference']} {r['detail']}",
+                *(_number(r[k]) for k in ("estimate", "ci_low", "ci_high")),
+                COLOURS[r["verdict"]],
+                MARKERS[r["verdict"]],
             )
-            if low <= left:
-                axes.annotate("◀", (left, y), fontsize=7, color=COLOURS[verdict], va="center", ha="left")
-            if high >= right:
-                axes.annotate("▶", (right, y), fontsize=7, color=COLOURS[verdict], va="center", ha="right")
-        axes.set_xscale("log")
-        axes.set_xlim(left, right)
-        # The log axis labels itself in mathtext ("$10^{-1}$"), which LITERAL_TEXT would print verbatim.
-        axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-        axes.xaxis.set_minor_formatter(NullFormatter())
-        labels = [f"{r['attribute']}={r['group']}~{r['reference']} {r['detail']}" for r in rows]
-        axes.set_yticks(range(len(rows)), labels, fontsize=7)
-        axes.set_xlabel("rate ratio P(pred | true, group) / P(pred | true, reference), corrected interval")
-        axes.set_title(f"{model} | {dataset}: every FAIL and the ratios furthest from 1 ({len(rows)})", fontsize=10)
-        band_patch = plt.Rectangle((0, 0), 1, 1, color="#e8eef5", label="tolerance band")
-        _verdict_legend(axes, {r["verdict"] for r in rows}, [band_patch], loc="lower right")
+            for r in rows
+        ]
         title = f"Confusion rate ratios: {model} on {dataset}"
-        charts.append(Chart(title, _svg(figure, title)))
+        chart = _interval_chart(
+            title,
+            f"{model} | {dataset}: every FAIL and the ratios furthest from 1 ({len(rows)})",
+            dots,
+            position=position,
+            ticks=_log_ticks(left, right),
+            xlabel="rate ratio P(pred | true, group) / P(pred | true, reference), corrected interval",
+            shapes=[shade, _vertical(min(max(position(1.0), 0.0), 1.0))],
+            legend=[*_legend(r["verdict"] for r in rows), ("band", BAND, "tolerance band")],
+            font=7,
+        )
+        charts.append(chart)
     return charts
 
 
-@_literal
 def non_answer_rates(facts: dict[str, Any]) -> list[Chart]:
     """Per model x dataset x attribute: the share of refused, unparseable and error outcomes by group."""
     charts = []
@@ -243,6 +361,14 @@ def non_answer_rates(facts: dict[str, Any]) -> list[Chart]:
         shares = {k: counts[:, :, table["outcomes"].index(k)].sum(axis=1) / np.maximum(totals, 1) for k in kinds}
         if not any(share.any() for share in shares.values()):
             continue  # a model that always answered: nothing to draw (the criterion's table says so)
+        title = f"Non-answers by {table['attribute']}: {table['model']} on {table['dataset']}"
+        charts.append(Chart(title, _bars(table, kinds, shares, title)))
+    return charts
+
+
+def _bars(table: dict[str, Any], kinds: list[str], shares: dict[str, Any], title: str) -> str:
+    plt = _pyplot()
+    with plt.rc_context(LITERAL_TEXT):  # every Text literal, tick labels drawn at savefig included
         figure, axes = plt.subplots(figsize=(6.5, 0.45 * len(table["groups"]) + 1.2))
         left = np.zeros(len(table["groups"]))
         for kind, colour in zip(kinds, ("#CC79A7", "#E69F00", "#56B4E9"), strict=False):
@@ -251,51 +377,81 @@ def non_answer_rates(facts: dict[str, Any]) -> list[Chart]:
         axes.set_xlabel("share of images without a label")
         axes.set_title(f"{table['model']} | {table['dataset']} | {table['attribute']}", fontsize=10)
         axes.legend(fontsize=8)
-        title = f"Non-answers by {table['attribute']}: {table['model']} on {table['dataset']}"
-        charts.append(Chart(title, _svg(figure, title)))
-    return charts
+        return _svg(figure, title)
 
 
-@_literal
+CELL, GAP, FONT = 16, 28, 7  # cell side, space between panels, label size (px)
+STEPS = 10  # colours in the bar, so each reads as a tenth
+
+
+def _text_width(text: str, size: float) -> float:
+    """A generous estimate of a label's width in DejaVu Sans, enough to leave it room."""
+    return 0.62 * size * len(text)
+
+
+# matplotlib's viridis in STEPS steps (perceptually uniform, colour-blind safe), written out so that a page
+# without a non-answer chart never imports matplotlib; a test compares it with matplotlib's own.
+VIRIDIS = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#b5de2b", "#fde725")
+
+
+def _svg_text(x: float, y: float, text: str, size: float, **attributes: str) -> str:
+    extra = "".join(f' {key.replace("_", "-")}="{value}"' for key, value in attributes.items())
+    return f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}"{extra}>{html.escape(text, quote=False)}</text>'
+
+
+def _heatmap(table: dict[str, Any], steps: tuple[str, ...]) -> Chart:
+    counts = np.asarray(table["counts"], dtype=float)
+    groups, labels, outcomes = table["groups"], table["labels"], table["outcomes"]
+    shown = [i for i, o in enumerate(outcomes) if o in labels or counts[:, :, i].any()]
+    left = 14 + max((_text_width(label, FONT) for label in labels), default=0) + 4  # "true emotion", labels
+    bottom = max((_text_width(outcomes[i], FONT) for i in shown), default=0) + 20  # rotated labels, "predicted"
+    top, panel = 40, CELL * len(shown)
+    height = CELL * len(labels)
+    bar_x = left + len(groups) * (panel + GAP)
+    width, total = bar_x + 90, top + height + bottom
+    title = f"{table['model']} | {table['dataset']} | {table['attribute']}: P(predicted | true)"
+    parts = [_svg_text(width / 2, 14, title, 10, text_anchor="middle")]
+    parts.append(_svg_text(10, top + height / 2, "true emotion", 8, text_anchor="middle",
+                           transform=f"rotate(-90 10 {top + height / 2:.1f})"))  # fmt: skip
+    for t, label in enumerate(labels):
+        parts.append(_svg_text(left - 3, top + CELL * t + CELL * 0.7, label, FONT, text_anchor="end"))
+    for g, group in enumerate(groups):
+        x0 = left + g * (panel + GAP)
+        matrix = counts[g][:, shown]
+        rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+        parts.append(_svg_text(x0 + panel / 2, top - 6, f"{group} (n={int(matrix.sum())})", 9, text_anchor="middle"))
+        for t in range(len(labels)):
+            for c in range(len(shown)):
+                colour = steps[min(int(rates[t, c] * STEPS), STEPS - 1)]
+                parts.append(f'<rect x="{x0 + CELL * c}" y="{top + CELL * t}" width="{CELL}" height="{CELL}" '
+                             f'fill="{colour}"><title>{rates[t, c]:.3f}</title></rect>')  # fmt: skip
+        for c, i in enumerate(shown):
+            x, y = x0 + CELL * c + CELL * 0.65, top + height + 4
+            parts.append(
+                _svg_text(x, y, outcomes[i], FONT, text_anchor="end", transform=f"rotate(-90 {x:.1f} {y:.1f})")
+            )
+        parts.append(_svg_text(x0 + panel / 2, total - 4, "predicted", 8, text_anchor="middle"))
+    for k, colour in enumerate(steps):  # the colour bar, 0 at the bottom
+        y = top + height - (k + 1) * height / STEPS
+        parts.append(f'<rect x="{bar_x}" y="{y:.1f}" width="12" height="{height / STEPS:.2f}" fill="{colour}"/>')
+    for tick in range(0, 11, 2):
+        y = top + height - tick * height / 10
+        parts.append(_svg_text(bar_x + 16, y + 3, f"{tick / 10:.1f}", FONT))
+    label_y = top + height / 2
+    parts.append(_svg_text(bar_x + 45, label_y, "P(predicted | true)", 8, text_anchor="middle",
+                           transform=f"rotate(-90 {bar_x + 45} {label_y:.1f})"))  # fmt: skip
+    name = f"Confusions by {table['attribute']}: {table['model']} on {table['dataset']}"
+    return Chart(name, _document(name, width, total, parts, font=FONT))
+
+
 def confusion_heatmaps(facts: dict[str, Any]) -> list[Chart]:
     """Per model x dataset x attribute: one row-normalised confusion matrix per group, side by side.
 
     Single attributes only: an intersection's cells would make a strip of a dozen unreadable
-    panels, and its tensor stays in the JSON for anyone who wants it.
+    panels, and its tensor stays in the JSON for anyone who wants it. Colours: viridis (perceptually
+    uniform, colour-blind safe) in ten steps, with a colour bar; each cell's rate in its tooltip.
     """
-    charts = []
-    for table in facts.get("counts", []):
-        if GROUP_JOIN in table["attribute"]:
-            continue
-        counts = np.asarray(table["counts"], dtype=float)
-        groups, labels, outcomes = table["groups"], table["labels"], table["outcomes"]
-        shown = [i for i, o in enumerate(outcomes) if o in labels or counts[:, :, i].any()]
-        figure, axes = plt.subplots(
-            1, len(groups), figsize=(3.4 * len(groups) + 1.6, 3.9), squeeze=False, layout="constrained"
-        )
-        image = None
-        for axis, g in zip(axes[0], range(len(groups)), strict=True):
-            matrix = counts[g][:, shown]
-            rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-            # Cells as vector rectangles (imshow would embed a bitmap); viridis: perceptually uniform, colour-blind
-            # safe; in ten steps, so each colour reads as a tenth and the colour bar stays vector too.
-            image = axis.pcolormesh(rates, vmin=0, vmax=1, cmap=plt.get_cmap("viridis", 10))
-            axis.set_xticks(np.arange(len(shown)) + 0.5, [outcomes[i] for i in shown], rotation=90, fontsize=7)
-            axis.set_yticks(np.arange(len(labels)) + 0.5, labels if g == 0 else [], fontsize=7)
-            axis.invert_yaxis()
-            axis.set_aspect("equal")
-            axis.set_title(f"{groups[g]} (n={int(matrix.sum())})", fontsize=9)
-            if g == 0:
-                axis.set_ylabel("true emotion", fontsize=8)
-            axis.set_xlabel("predicted", fontsize=8)
-        if image is not None:
-            figure.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="P(predicted | true)")
-        figure.suptitle(
-            f"{table['model']} | {table['dataset']} | {table['attribute']}: P(predicted | true)", fontsize=10
-        )
-        title = f"Confusions by {table['attribute']}: {table['model']} on {table['dataset']}"
-        charts.append(Chart(title, _svg(figure, title)))
-    return charts
+    return [_heatmap(table, VIRIDIS) for table in facts.get("counts", []) if GROUP_JOIN not in table["attribute"]]
 
 
 def all_charts(*, records: list[dict[str, Any]], facts: dict[str, Any]) -> dict[str, list[Chart]]:

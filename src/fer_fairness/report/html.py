@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import math
 import re
 from collections import Counter, defaultdict
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from fer_fairness._cache import atomic_path
 from fer_fairness.config import CRITERIA
@@ -59,10 +61,8 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["num"] = _num
-    # Interval bounds: floating-point dust around an exact 0 (a bootstrap bound) reads as 0. Not for
-    # p-values, where 1e-26 is information.
-    env.filters["bound"] = lambda v: _num(0.0 if isinstance(v, float) and abs(v) < 1e-12 else v)
-    env.filters["percent"] = lambda value: "" if value is None else f"{value * 100:.4g}%"
+    env.filters["bound"] = _bound
+    env.filters["percent"] = _percent
     env.filters["anchor"] = anchor
     env.filters["filename"] = _file_name
     return env
@@ -270,12 +270,97 @@ def since_baseline(records: list[dict[str, Any]]) -> dict[str, list[dict[str, An
     return out if any(out.values()) else {}
 
 
+def _percent(value: Any) -> str:
+    return "" if value is None else f"{value * 100:.4g}%"
+
+
+def _bound(value: Any) -> str:
+    """An interval bound: floating-point dust around an exact 0 (a bootstrap bound) reads as 0.
+
+    Not for p-values, where 1e-26 is information.
+    """
+    return _num(0.0 if isinstance(value, float) and abs(value) < 1e-12 else value)
+
+
+def row_reason(r: dict[str, Any]) -> str:
+    """The reason a row shows: a FAIL's whole message (as the terminal prints it), an INCONCLUSIVE's why.
+
+    An INCONCLUSIVE message repeats its subject and verdict, then its numbers ("estimate ...; CI ...; n ...;
+    rates ..."), all of which stand in the row's own cells; at 16,000 rows those repeats were two thirds of
+    the page. The why, what would settle it and any note are kept word for word. A PASS has nothing to explain.
+    """
+    reason, verdict = r.get("reason") or "", r.get("verdict")
+    if verdict == "PASS":
+        return ""
+    if verdict != "INCONCLUSIVE":
+        return reason
+    facts = reason.find(". estimate ")
+    if facts < 0:
+        return reason
+    note = reason.find(" Note: ", facts)
+    head = reason.find(": INCONCLUSIVE, ", 0, facts)
+    start = head + len(": INCONCLUSIVE, ") if head >= 0 else 0
+    return reason[start : facts + 1] + (reason[note:] if note >= 0 else "")
+
+
+class _Escaper(dict):
+    """html.escape of a value's text, remembered: a big run repeats the same names and numbers thousands of times."""
+
+    def __missing__(self, text: str) -> str:
+        self[text] = escaped = html.escape(text)
+        return escaped
+
+    def __call__(self, value: Any) -> str:
+        return self[value if isinstance(value, str) else str(value)]
+
+
+def _row(r: dict[str, Any], ratio_column: bool, e: _Escaper) -> str:
+    """One test's row of the "All tests" tables, every value escaped.
+
+    Built here rather than in the template: a 16,000-test run spent most of its page in Jinja's per-cell
+    filter calls. A field a record lacks prints empty, as the template printed it.
+    """
+    get = r.get
+    verdict, test_id, link = e(get("verdict", "")), e(r["test_id"]), anchor(r["test_id"])
+    low = get("ci_low")
+    interval = "–"
+    if low is not None:
+        bounds = e(f"[{_bound(low)}, {_bound(get('ci_high', ''))}]")
+        interval = f'{bounds} <span class="muted">{e(_percent(get("confidence")))}</span>'
+    n = "".join(f"{e(g)}: {e(k)}<br>" for g, k in (get("n") or {}).items())
+    inference = get("inference")
+    if inference and inference != "independent images":
+        n += f'<span class="muted">{e(inference)}</span>'
+    rates = "".join(f"{e(g)}: {e(_num(v))}<br>" for g, v in (get("rates") or {}).items())
+    ratio = f'<td class="num">{e(_num(get("count_ratio", "")))}</td>' if ratio_column else ""
+    method = get("test_method")
+    # The test behind the p-value: an inconclusive row's reason no longer names it (see row_reason).
+    method = f'<br><span class="muted">{e(method)}</span>' if method and get("p_value") is not None else ""
+    return (
+        f'<tr class="{verdict}" id="{link}" data-test="{test_id}" data-verdict="{verdict}" '
+        f'data-criterion="{e(get("criterion", ""))}" data-model="{e(get("model", ""))}" '
+        f'data-dataset="{e(get("dataset", ""))}" data-attribute="{e(get("attribute", ""))}">'
+        f'<td class="v-{verdict}">{verdict}</td><td class="id"><a href="#{link}">'
+        f'{test_id}</a></td><td>{e(get("metric", ""))}{method}</td><td class="num">{e(_num(get("estimate", "")))}</td>'
+        f'<td class="num">{interval}</td><td class="num">{e(_num(get("p_value", ""), 2))}</td>'
+        f'<td class="num">{e(_num(get("p_adjusted", ""), 2))}</td><td>{e(get("threshold", ""))}</td>'
+        f"<td>{n}</td><td>{rates}</td>{ratio}<td>{e(get('rule', ''))}</td>"
+        f'<td class="reason">{e(row_reason(r))}</td></tr>\n'
+    )
+
+
 def render_html(*, records: list[dict[str, Any]], facts: dict[str, Any], decision: dict[str, Any] | None = None) -> str:
     by_criterion: dict[str, list[dict[str, Any]]] = {name: [] for name in CRITERIA}  # the policy's order
     for r in sorted(records, key=lambda r: (VERDICTS.index(r["verdict"]), r["test_id"])):
         by_criterion.setdefault(r["criterion"], []).append(r)
     by_criterion = {name: rows for name, rows in by_criterion.items() if rows}
-    from fer_fairness.report.charts import all_charts  # matplotlib loads only when a page is drawn
+    escape = _Escaper()
+    tables = {
+        name: Markup("".join(_row(r, name == "confusion_ratio", escape) for r in rows))
+        for name, rows in by_criterion.items()
+    }
+    tallies = {name: Counter(r["verdict"] for r in rows) for name, rows in by_criterion.items()}
+    from fer_fairness.report.charts import all_charts  # numpy (and matplotlib, for non-answers) only for a page
 
     template = _environment().get_template("report.html.j2")
     return template.render(
@@ -289,6 +374,8 @@ def render_html(*, records: list[dict[str, Any]], facts: dict[str, Any], decisio
         baseline=since_baseline(records),
         owners=_owners(records),
         by_criterion=dict(by_criterion),
+        tables=tables,
+        tallies=tallies,
         verdicts=VERDICTS,
     )
 
