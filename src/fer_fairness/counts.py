@@ -117,22 +117,25 @@ def join_outcomes(samples: pd.DataFrame, outcomes: pd.DataFrame, *, model: str, 
     if duplicated.any():
         ids = ", ".join(sorted(outcomes.loc[duplicated, "sample_id"].astype(str).unique())[:5])
         raise ModelError(f"model '{model}' gave more than one prediction for sample(s) {ids} of dataset '{dataset}'")
-    known = set(samples["sample_id"].unique())  # unique() first: set() of a column iterates it in Python
-    given = set(outcomes["sample_id"].unique())
-    missing = sorted(known - given)
-    if missing:
+    # Each sample's row in the predictions by one hash lookup (a merge copies both tables).
+    given = pd.Index(outcomes["sample_id"])
+    position = given.get_indexer(samples["sample_id"])
+    absent = position < 0
+    if absent.any():
+        missing = sorted(pd.unique(samples["sample_id"][absent]).astype(str))
+        known = samples["sample_id"].nunique()
         raise ModelError(
-            f"model '{model}' has no prediction for {len(missing)} of {len(known)} samples of dataset "
+            f"model '{model}' has no prediction for {len(missing)} of {known} samples of dataset "
             f"'{dataset}' (e.g. {', '.join(missing[:3])}); every sample must be evaluated, "
             f"mark a failure to answer as refused, unparseable or error"
         )
-    extra = sorted(given - known)
-    if extra:
+    if len(given) > len(np.unique(position)):
+        extra = sorted(given.difference(pd.Index(samples["sample_id"])).astype(str))
         raise ModelError(
             f"model '{model}' has predictions for {len(extra)} sample id(s) that dataset '{dataset}' lacks "
             f"(e.g. {', '.join(map(str, extra[:3]))}); are the predictions for another dataset?"
         )
-    return samples.merge(outcomes[["sample_id", "outcome"]], on="sample_id", how="left", validate="one_to_one")
+    return samples.assign(outcome=outcomes["outcome"].to_numpy()[position])
 
 
 def group_names(frame: pd.DataFrame, attributes: tuple[str, ...]) -> pd.Series:
@@ -143,19 +146,70 @@ def group_names(frame: pd.DataFrame, attributes: tuple[str, ...]) -> pd.Series:
     return group
 
 
-def build_counts(joined: pd.DataFrame, *, attributes: tuple[str, ...], labels: tuple[str, ...]) -> CountTensor:
+@dataclass(frozen=True)
+class Coded:
+    """A joined table's columns factorised once: per column, integer codes and the values they stand
+    for (as text, the way group names write them). Every grouping's counts are then integer arithmetic
+    and one bincount, never a pass over a million strings per grouping."""
+
+    columns: dict[str, tuple[np.ndarray, tuple[str, ...]]]
+    subjects: np.ndarray | None  # person code per row (a blank subject is a person of its own), or None
+
+    @classmethod
+    def of(cls, joined: pd.DataFrame, columns) -> Coded:
+        coded = {}
+        for column in dict.fromkeys(columns):
+            values = joined[column]
+            if not pd.api.types.is_string_dtype(values):
+                values = values.astype(str)  # as group names write them
+            codes, uniques = pd.factorize(values, use_na_sentinel=False)
+            coded[column] = (codes.astype(np.int64), tuple(str(u) for u in uniques))
+        return cls(coded, _subject_codes(joined))
+
+    def groups(self, attributes: tuple[str, ...]) -> tuple[np.ndarray, tuple[tuple[str, ...], ...]]:
+        """Each row's cell of the grouping as a code, and each code's value per attribute."""
+        code, width = np.zeros(len(next(iter(self.columns.values()))[0]), dtype=np.int64), 1
+        for attribute in reversed(attributes):
+            codes, uniques = self.columns[attribute]
+            code, width = code + codes * width, width * len(uniques)
+        present, cell = np.unique(code, return_inverse=True)
+        values = []
+        for combined in present.tolist():
+            parts = []
+            for attribute in reversed(attributes):
+                uniques = self.columns[attribute][1]
+                combined, index = divmod(combined, len(uniques))
+                parts.append(uniques[index])
+            values.append(tuple(reversed(parts)))
+        return cell.ravel().astype(np.int64), tuple(values)
+
+
+def _lookup(codes: np.ndarray, uniques: tuple[str, ...], axis: tuple[str, ...]) -> np.ndarray:
+    """Codes of one factorisation renumbered to positions on ``axis`` (-1 where a value is not on it)."""
+    table = np.array([axis.index(u) if u in axis else -1 for u in uniques], dtype=np.int64)
+    return table[codes] if len(table) else np.zeros(0, dtype=np.int64)
+
+
+def build_counts(
+    joined: pd.DataFrame, *, attributes: tuple[str, ...], labels: tuple[str, ...], coded: Coded | None = None
+) -> CountTensor:
     """Count tensor for one attribute, or an intersection when several attributes are given.
 
     Per-subject counts (``clusters``) come from the ``subject_id`` column where one person has
     several images in a group; images without a subject id each count as their own person.
+    ``coded``: the table's columns factorised once (Coded.of), shared by every grouping of it.
     """
-    group = group_names(joined, attributes)
-    predicted = set(joined["outcome"].unique()) - set(NON_ANSWERS)
+    if coded is None:
+        coded = Coded.of(joined, [*attributes, "emotion", "outcome"])
+    cell_code, cells = coded.groups(attributes)
+    names = [GROUP_JOIN.join(values) for values in cells]
+    groups = tuple(sorted(set(names)))
+    g = np.array([groups.index(name) for name in names], dtype=np.int64)[cell_code] if names else cell_code
+    outcome_codes, outcome_values = coded.columns["outcome"]
+    predicted = set(outcome_values) - set(NON_ANSWERS)
     outcome_axis = tuple(e for e in EMOTIONS if e in set(labels) | predicted) + NON_ANSWERS
-    groups = tuple(sorted(group.unique()))
-    g = pd.Categorical(group, categories=groups).codes.astype(np.int64)
-    t = pd.Categorical(joined["emotion"], categories=labels).codes.astype(np.int64)
-    o = pd.Categorical(joined["outcome"], categories=outcome_axis).codes.astype(np.int64)
+    t = _lookup(*coded.columns["emotion"], labels)
+    o = _lookup(outcome_codes, outcome_values, outcome_axis)
     if (t < 0).any() or (o < 0).any():
         # Loaders validate labels and outcomes, so this is a bug, never a user's mistake: refuse to
         # evaluate on counts that silently lost rows.
@@ -171,25 +225,32 @@ def build_counts(joined: pd.DataFrame, *, attributes: tuple[str, ...], labels: t
         labels=labels,
         outcomes=outcome_axis,
         counts=counts.astype(np.int64).reshape(len(groups), len(labels), len(outcome_axis)),
-        clusters=_clusters(joined, g, cell, shape=(len(labels), len(outcome_axis))),
+        clusters=_clusters(coded.subjects, g, cell, shape=(len(labels), len(outcome_axis))),
     )
 
 
-def _clusters(
-    joined: pd.DataFrame, group: np.ndarray, cell: np.ndarray, *, shape: tuple[int, int]
-) -> ClusterCounts | None:
-    """Per-(group, subject) counts, or None when no subject has two images in one group."""
+def _subject_codes(joined: pd.DataFrame) -> np.ndarray | None:
+    """A person code per row; an image without a subject is a person of its own (a code no named
+    subject has). None without a subject column."""
     if "subject_id" not in joined.columns or len(joined) == 0:
         return None
     subject = joined["subject_id"]
     blank = (subject.isna() | (subject.astype(str).str.strip() == "")).to_numpy()
     codes, uniques = pd.factorize(subject.astype(str).str.strip().where(~blank))  # NA -> -1
     codes = codes.astype(np.int64)
-    # An image without a subject is a person of its own: give it a code no named subject has.
     codes[blank] = len(uniques) + np.flatnonzero(blank)
-    span = len(uniques) + len(joined)
+    return codes
+
+
+def _clusters(
+    codes: np.ndarray | None, group: np.ndarray, cell: np.ndarray, *, shape: tuple[int, int]
+) -> ClusterCounts | None:
+    """Per-(group, subject) counts, or None when no subject has two images in one group."""
+    if codes is None:
+        return None
+    span = int(codes.max()) + 1 if len(codes) else 1
     keys, cluster = np.unique(group * span + codes, return_inverse=True)  # sorted: subjects by group
-    if len(keys) == len(joined):
+    if len(keys) == len(codes):
         return None  # every person once per group: independent-image inference is exact
     width = shape[0] * shape[1]
     entries, count = np.unique(cluster.ravel() * width + cell, return_counts=True)

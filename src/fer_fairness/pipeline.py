@@ -11,12 +11,13 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from fer_fairness import __version__, covariates, dataset_bias, perturb
 from fer_fairness.baseline import OUTCOME_FIELDS
 from fer_fairness.config import Thresholds
-from fer_fairness.counts import GROUP_JOIN, build_counts, group_names, join_outcomes
+from fer_fairness.counts import GROUP_JOIN, Coded, build_counts, group_names, join_outcomes
 from fer_fairness.criteria import counterfactual
 from fer_fairness.criteria.evaluate import Table, evaluate, planned_tests
 from fer_fairness.criteria.records import Planned, Record
@@ -206,17 +207,21 @@ def _tables(
     t = state.thresholds
     references: dict[str, str] = {}  # each attribute's reference group, over the whole dataset
     tables = []
-    for attributes in _groupings(t, dataset):
-        tensor = build_counts(joined, attributes=attributes, labels=dataset.emotions)
+    groupings = _groupings(t, dataset)
+    # Every column a grouping reads, factorised once for all groupings (counting is then integer work)
+    coded = Coded.of(joined, [*itertools.chain.from_iterable(groupings), "emotion", "outcome"])
+    for attributes in groupings:
+        tensor = build_counts(joined, attributes=attributes, labels=dataset.emotions, coded=coded)
         if len(attributes) > 1 and t.intersection_comparisons == "one-reference":
             reference = _reference(t, dataset, tensor.attribute, tensor.groups, tensor.group_sizes())
             pairs = _one_reference_pairs(t, tensor.groups, reference)
         else:
             for a in attributes:
                 if a not in references:
-                    sizes = joined[a].astype(str).value_counts().to_dict()
+                    codes, values = coded.columns[a]
+                    sizes = dict(zip(values, np.bincount(codes, minlength=len(values)).tolist(), strict=True))
                     references[a] = _reference(t, dataset, a, tuple(sorted(sizes)), sizes)
-            cells = _cells(dataset, joined, attributes)
+            cells = _cells(dataset, coded.groups(attributes)[1], attributes)
             pairs = _like_with_like_pairs(
                 tensor.groups, cells, [references[a] for a in attributes], all_pairs=t.comparisons == "all-pairs"
             )
@@ -253,12 +258,14 @@ def _rows(joined: pd.DataFrame, attributes: tuple[str, ...], values: pd.DataFram
     """One row per evaluated face: its group in this grouping, emotion, correctness, subject, covariates."""
     evaluated = joined[joined["outcome"] != NOT_EVALUATED]
     group = group_names(evaluated, attributes)
+    # Coded, not strings: a table per grouping holds a row per face (categoricals and integer subject
+    # codes are a few bytes a row where Python strings are about a hundred).
     rows = pd.DataFrame(
         {
-            "group": group.to_numpy(),
-            "emotion": evaluated["emotion"].to_numpy(),
+            "group": pd.Categorical(group.to_numpy()),
+            "emotion": pd.Categorical(evaluated["emotion"].to_numpy()),
             "correct": (evaluated["outcome"] == evaluated["emotion"]).to_numpy(),
-            "subject_id": evaluated["subject_id"].astype(str).to_numpy(),
+            "subject_id": pd.factorize(evaluated["subject_id"].astype(str).to_numpy())[0],
         }
     )
     return pd.concat([rows, values.reindex(evaluated["sample_id"].to_numpy()).reset_index(drop=True)], axis=1)
@@ -400,10 +407,12 @@ def _one_reference_pairs(t: Thresholds, groups: tuple[str, ...], reference: str)
     return tuple(pairs)
 
 
-def _cells(dataset: Dataset, joined: pd.DataFrame, attributes: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+def _cells(
+    dataset: Dataset, combinations: tuple[tuple[str, ...], ...], attributes: tuple[str, ...]
+) -> dict[str, tuple[str, ...]]:
     """Each group name of a grouping and its value per attribute (a name alone is ambiguous: "50+")."""
     cells: dict[str, tuple[str, ...]] = {}
-    for values in joined[list(attributes)].astype(str).drop_duplicates().itertuples(index=False, name=None):
+    for values in combinations:
         name = GROUP_JOIN.join(values)
         if cells.setdefault(name, values) != values:
             raise DatasetError(

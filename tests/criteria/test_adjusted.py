@@ -99,7 +99,10 @@ def test_a_gap_planted_on_the_group_survives_adjustment():
 
 def _oracle(rows: pd.DataFrame) -> float:
     """Marginal standardisation straight from statsmodels: fit, predict everyone as each group, average."""
-    data = rows.assign(correct=rows["correct"].astype(float))
+    # plain strings: patsy would give an unused category of a categorical column its own (empty) dummy
+    data = rows.assign(
+        correct=rows["correct"].astype(float), group=rows["group"].astype(str), emotion=rows["emotion"].astype(str)
+    )
     fit = smf.logit(
         "correct ~ C(group, Treatment('White')) + luminance + contrast + sharpness + C(emotion)", data=data
     ).fit(disp=0)

@@ -399,6 +399,16 @@ def test_fingerprint_changes_with_a_label(tmp_path):
     assert load(write_csv(path, HEADER, rows)).fingerprint() != first
 
 
+def test_fingerprint_tells_which_row_and_column_a_value_is_in(tmp_path):
+    path = tree(tmp_path)
+    first = load(path).fingerprint()
+    swapped = [list(r) for r in ROWS]
+    swapped[0][4], swapped[2][4] = swapped[2][4], swapped[0][4]  # the same races, on other faces
+    assert load(write_csv(path, HEADER, swapped)).fingerprint() != first
+    crossed = [[*r[:4], r[5], r[4]] for r in ROWS]  # the same values, race and gender columns exchanged
+    assert load(write_csv(path, HEADER, crossed)).fingerprint() != first
+
+
 # --- images that do not decode ----------------------------------------------------------------------
 
 

@@ -102,7 +102,7 @@ def adjusted_gap(
     # Where one emotion's faces are all right (or all wrong) in both groups, the fit's limit predicts
     # exactly that for every face of it whatever the group: those faces add 0 to the difference and
     # nothing to its variance, so they enter the mean but not the fit (no infinite coefficient).
-    settled = shown.groupby("emotion")["correct"].transform(lambda c: c.nunique() == 1).astype(bool)
+    settled = shown.groupby("emotion", observed=True)["correct"].transform(lambda c: c.nunique() == 1).astype(bool)
     fitted = shown[~settled]
     total = len(shown)
     if fitted.empty or fitted["correct"].nunique() < 2:
@@ -123,12 +123,10 @@ def adjusted_gap(
         if len(emotions) > 1
         else np.empty((len(fitted), 0))
     )
-    x1 = np.column_stack([np.ones(len(fitted)), np.ones(len(fitted)), z, dummies])
-    x0 = x1.copy()
-    x0[:, 1] = 0.0
-    x = x1.copy()
-    x[:, 1] = is_group
-    if np.linalg.matrix_rank(x) < x.shape[1]:
+    x = np.column_stack([np.ones(len(fitted)), is_group, z, dummies])
+    # The rank of the p x p cross-product, not of the n x p design (an SVD of a million rows per pair);
+    # the fit below then skips statsmodels' own rank check (a QR of the design).
+    if np.linalg.matrix_rank(x.T @ x, hermitian=True) < x.shape[1]:
         return undefined(
             "the group cannot be told apart from the covariates and emotions (they determine it)",
             n,
@@ -139,31 +137,39 @@ def adjusted_gap(
     if beta is None:
         return undefined(why, n, rates, "; ".join(notes))
 
-    p = expit(x @ beta)
-    p1, p0 = expit(x1 @ beta), expit(x0 @ beta)
+    # Everyone set to the group (column 1 = 1) and to the reference (column 1 = 0), from the linear
+    # predictor without the group's term: no copy of the design per counterfactual.
+    eta = x @ beta
+    p = expit(eta)
+    rest = eta - x[:, 1] * beta[1]
+    p1, p0 = expit(rest + beta[1]), expit(rest)
     d = p1 - p0
     estimate = float(d.sum() / total)
     # Influence per subject (rows of one person move together): the mean's own sampling plus the
     # coefficients' (sandwich) through the gradient g. Fitted-out faces have d = 0 and no score, but
-    # still count in the mean.
-    gradient = ((p1 * (1 - p1))[:, None] * x1 - (p0 * (1 - p0))[:, None] * x0).sum(axis=0) / total
+    # still count in the mean. The gradient of mean(p1 - p0) in beta: every column but the group's
+    # is the same in both settings; the group's column is 1 and 0.
+    w1, w0 = p1 * (1 - p1), p0 * (1 - p0)
+    gradient = x.T @ (w1 - w0)
+    gradient[1] = w1.sum()
+    gradient /= total
     hessian = x.T @ ((p * (1 - p))[:, None] * x)
-    fit = (~settled).to_numpy()
-    d_all, scores_all = np.zeros(total), np.zeros((total, x.shape[1]))
-    d_all[fit], scores_all[fit] = d, x * (y - p)[:, None]
     direction = np.linalg.solve(hessian, gradient)
+    fit = (~settled).to_numpy()
+    # each face's score x_i (y_i - p_i) projected on the direction once: a subject's share is then a sum
+    d_all, projected = np.zeros(total), np.zeros(total)
+    d_all[fit], projected[fit] = d, (x @ direction) * (y - p)
 
     def variance_by(codes: np.ndarray) -> float:
         clusters = int(codes.max()) + 1
-        per_scores = np.zeros((clusters, x.shape[1]))
-        np.add.at(per_scores, codes, scores_all)
         per_d = np.bincount(codes, weights=d_all, minlength=clusters)
         per_n = np.bincount(codes, minlength=clusters).astype(float)
-        influence = (per_d - per_n * estimate) / total + per_scores @ direction
+        per_score = np.bincount(codes, weights=projected, minlength=clusters)
+        influence = (per_d - per_n * estimate) / total + per_score
         # K / (K - 1): the usual small-sample factor of a clustered sandwich
         return clusters / (clusters - 1) * float((influence**2).sum()) if clusters > 1 else math.nan
 
-    codes = pd.factorize(shown["subject_id"].astype(str))[0] if "subject_id" in shown.columns else np.arange(total)
+    codes = pd.factorize(shown["subject_id"])[0] if "subject_id" in shown.columns else np.arange(total)
     clusters = int(codes.max()) + 1
     variance = variance_by(codes)
     independent = variance_by(np.arange(total)) if clusters < total else variance
@@ -218,7 +224,9 @@ def adjusted_gap(
 
 
 def _fit(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray | None, str]:
-    """Maximum likelihood logistic fit (statsmodels GLM Binomial); (None, reason) where it diverges."""
+    """Maximum likelihood logistic fit (statsmodels Logit, Newton's method: its analytic Hessian is a
+    p x p product, where GLM's IRLS solves an n x p least squares each step, 3x slower at a million
+    faces); (None, reason) where it diverges."""
     import statsmodels.api as sm
     from statsmodels.tools.sm_exceptions import PerfectSeparationError, PerfectSeparationWarning
 
@@ -226,13 +234,13 @@ def _fit(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray | None, str]:
         warnings.simplefilter("error", PerfectSeparationWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
         try:
-            result = sm.GLM(y, x, family=sm.families.Binomial()).fit(maxiter=100)
+            result = sm.Logit(y, x, check_rank=False).fit(method="newton", maxiter=100, disp=0)
         except (PerfectSeparationError, PerfectSeparationWarning):
             return None, "perfect separation: the group or a covariate predicts correctness exactly"
         except (np.linalg.LinAlgError, ValueError) as error:
             return None, f"the logistic fit failed ({' '.join(str(error).split())[:120]})"
     beta = np.asarray(result.params, dtype=float)
-    converged = bool(getattr(result, "converged", True))
+    converged = bool(result.mle_retvals.get("converged", False))
     fitted = expit(x @ beta)
     if (
         not converged

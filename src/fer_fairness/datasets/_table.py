@@ -77,14 +77,23 @@ class Dataset:
 
     def fingerprint(self) -> str:
         """Hash of sorted sample ids, labels, attributes and image bytes: changes when the data does."""
+        return self._fingerprint
+
+    @functools.cached_property
+    def _fingerprint(self) -> str:
+        # Column by column over the rows sorted by sample id: one join per column in C, not a Python
+        # loop per row (which took seconds at a million rows). Each column is framed by its name and
+        # length, so no value can pass for another column's.
         digest = hashlib.sha256()
-        columns = [*REQUIRED_COLUMNS, *self.attributes]
-        table = self.samples[columns].assign(_image=self.image_digests).sort_values("sample_id")
-        for *row, image in table.itertuples(index=False):
-            digest.update("\x1f".join(map(str, row)).encode())
-            if image:
-                digest.update(bytes.fromhex(image))
+        order = np.argsort(self.samples["sample_id"].astype(str).to_numpy(dtype=object), kind="stable")
+        for column in [*REQUIRED_COLUMNS, *self.attributes]:
+            values = self.samples[column].astype(str).to_numpy(dtype=object)[order]
+            digest.update(f"{column}\x1d{len(values)}\x1d".encode())
+            digest.update("\x1f".join(values).encode())
             digest.update(b"\x1e")
+        absent = "0" * 64  # a file that is not there; no SHA-256 is all zeros in practice
+        images = self.image_digests.to_numpy(dtype=object)[order]
+        digest.update(bytes.fromhex("".join(image or absent for image in images)))
         return digest.hexdigest()[:16]
 
 

@@ -62,7 +62,8 @@ class PredictionsModel:
         scores = _scores(table, scored, blank_allowed=outcome.isin(NON_ANSWERS), source=source, ruled=has_prediction)
         if not has_prediction:
             outcome, raw = _argmax(table, scored, scores, source=source)
-        labels = [c[len(prefix) :] for c in scored] + (table["prediction"].tolist() if has_prediction else [])
+        written = pd.unique(table["prediction"]).tolist() if has_prediction else []  # each distinct cell once
+        labels = [c[len(prefix) :] for c in scored] + written
         _check_map_used(words, labels, source=source)
         if "dataset" in table.columns and (table["dataset"].str.strip() == "").any():
             blank = int((table["dataset"].str.strip() == "").sum())
@@ -134,19 +135,22 @@ def _check_map_used(words: dict[str, str], labels: list[str], *, source: str) ->
 
 def _outcomes(cells: pd.Series, *, words: dict[str, str], source: str) -> pd.Series:
     """Each cell as a canonical emotion (any usual name, any case) or a non-answer; blank is unparseable."""
-    spoken = cells.astype(str).map(_word)
-    outcome = spoken.map(lambda w: words.get(w) or (w if w in NON_ANSWERS else canonical(w)))
-    outcome = outcome.where(spoken != "", EMPTY_PREDICTION)
-    unknown_rows = outcome.isna().to_numpy()
-    if unknown_rows.any():
-        unknown = sorted(set(spoken[unknown_rows]))
-        first = int(np.flatnonzero(unknown_rows)[0]) + 1
+    # Each distinct cell read once (a file of a million rows holds a handful of words), then spread.
+    codes, uniques = pd.factorize(cells.astype(str), use_na_sentinel=False)
+    spoken = [_word(cell) for cell in uniques]
+    read = [
+        EMPTY_PREDICTION if w == "" else (words.get(w) or (w if w in NON_ANSWERS else canonical(w))) for w in spoken
+    ]
+    unknown_codes = [i for i, label in enumerate(read) if label is None]
+    if unknown_codes:
+        unknown = sorted({spoken[i] for i in unknown_codes})
+        first = int(np.flatnonzero(np.isin(codes, unknown_codes))[0]) + 1
         raise ModelError(
             f"{source}: label(s) {', '.join(map(repr, unknown[:5]))} are neither emotions "
             f"({', '.join(EMOTIONS)}) nor non-answers ({', '.join(NON_ANSWERS)}); first in data row {first}; "
             "read the file's own words with ?map=WORD=LABEL"
         )
-    return outcome.astype(str)
+    return pd.Series(np.asarray(read, dtype=object)[codes], index=cells.index).astype(str)
 
 
 def _score_columns(columns: pd.Index, *, prefix: str, words: dict[str, str], source: str) -> dict[str, str]:
