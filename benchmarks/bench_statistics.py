@@ -36,7 +36,7 @@ def product(folder: Path, n: int) -> dict:
     from fer_fairness.config import load_thresholds
     from fer_fairness.session import RunState
 
-    manifest, (predictions,) = write_run(folder, n)
+    manifest, predictions = folder / "faces.csv", folder / "faces-model0.csv"  # written by the parent
     before = peak_rss_mb()
     clock = Clock()
     state = RunState.from_options(
@@ -82,10 +82,9 @@ def fairlearn_bootstrap(folder: Path, n_boot: int) -> dict:
     return {"seconds": seconds * n_boot / resamples, "resamples": resamples}
 
 
-def one(n: int, n_boot: int) -> dict:
-    with tempfile.TemporaryDirectory(prefix="fer-bench-stats-") as tmp:
-        result = product(Path(tmp), n)
-        result["fairlearn"] = fairlearn_bootstrap(Path(tmp), n_boot) if n_boot else None
+def one(folder: Path, n: int, n_boot: int) -> dict:
+    result = product(folder, n)
+    result["fairlearn"] = fairlearn_bootstrap(folder, n_boot) if n_boot else None
     return result
 
 
@@ -94,19 +93,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated prediction counts")
     parser.add_argument("--n-boot", type=int, default=200, help="Fairlearn bootstrap resamples (0: skip Fairlearn)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # the per-size child process
+    parser.add_argument("--folder", help=argparse.SUPPRESS)  # where the parent wrote that size's files
     args = parser.parse_args(argv)
     if args.one is not None:
-        print(json.dumps(one(args.one, args.n_boot)))
+        print(json.dumps(one(Path(args.folder), args.one, args.n_boot)))
         return 0
     sizes = [int(s) for s in args.sizes.split(",")]
     results = {}
     for n in sizes:
-        child = subprocess.run(
-            [sys.executable, __file__, "--one", str(n), "--n-boot", str(args.n_boot)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        # The files are written here, so the child's peak memory is the product's own, not the writer's.
+        with tempfile.TemporaryDirectory(prefix="fer-bench-stats-") as tmp:
+            write_run(Path(tmp), n)
+            child = subprocess.run(
+                [sys.executable, __file__, "--one", str(n), "--folder", tmp, "--n-boot", str(args.n_boot)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
         if child.returncode:
             print(child.stderr, file=sys.stderr)
             return child.returncode
