@@ -164,7 +164,7 @@ class Coded:
                 values = values.astype(str)  # as group names write them
             codes, uniques = pd.factorize(values, use_na_sentinel=False)
             coded[column] = (codes.astype(np.int64), tuple(str(u) for u in uniques))
-        return cls(coded, _subject_codes(joined))
+        return cls(coded, subject_codes(joined))
 
     def groups(self, attributes: tuple[str, ...]) -> tuple[np.ndarray, tuple[tuple[str, ...], ...]]:
         """Each row's cell of the grouping as a code, and each code's value per attribute."""
@@ -229,7 +229,7 @@ def build_counts(
     )
 
 
-def _subject_codes(joined: pd.DataFrame) -> np.ndarray | None:
+def subject_codes(joined: pd.DataFrame) -> np.ndarray | None:
     """A person code per row; an image without a subject is a person of its own (a code no named
     subject has). None without a subject column."""
     if "subject_id" not in joined.columns or len(joined) == 0:
