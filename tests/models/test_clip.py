@@ -8,7 +8,9 @@ the PRETRAINED path. Expected numbers are recomputed here with open_clip directl
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -203,6 +205,133 @@ def test_probe_embeddings_are_normalised_cached_and_shared_with_zero_shot(weight
     pd.testing.assert_frame_equal(again.predict(faces, context=context(tmp_path)), outcomes)
     zero_shot.predict(faces, context=context(tmp_path))
     assert later == []
+
+
+def count_model_calls(monkeypatch, embedder) -> dict[str, int]:
+    """Count every encode_image and encode_text call on the embedder's model (as bench_clip does)."""
+    counts = {"encode_image": 0, "encode_text": 0}
+    for name in counts:
+        original = getattr(embedder.model, name)
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            counts[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(embedder.model, name, counted)
+    return counts
+
+
+def count_image_opens(monkeypatch, folder: Path) -> list[str]:
+    """Every open() of a file under ``folder`` (builtins and io: PIL and pathlib use one or the other)."""
+    import builtins
+    import io
+
+    opened = []
+    original = builtins.open
+
+    def counted(file, *args, **kwargs):
+        if isinstance(file, str | Path) and Path(file).is_relative_to(folder):
+            opened.append(str(file))
+        return original(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counted)
+    monkeypatch.setattr(io, "open", counted)
+    return opened
+
+
+@pytest.fixture
+def own_faces(faces, tmp_path, monkeypatch):
+    """A copy of the faces this test may touch; files just written count as settled (no racy window)."""
+    from dataclasses import replace
+
+    from fer_fairness import _digests
+
+    monkeypatch.setattr(_digests, "RACY_NS", -(10**12))
+    shutil.copytree(faces.root, tmp_path / "faces")
+    return replace(faces, root=tmp_path / "faces")
+
+
+def test_a_warm_run_reads_no_image_and_calls_no_model(weights, own_faces, tmp_path, monkeypatch):
+    zero_shot = build(f"clip-zeroshot:{ARCH}@{weights['file']}")
+    calls = count_model_calls(monkeypatch, zero_shot.embedder)
+    opened = count_image_opens(monkeypatch, own_faces.root)
+    cold = zero_shot.predict(own_faces, context=context(tmp_path / "cache"))
+    images = [str(own_faces.root / p) for p in own_faces.samples["path"]]
+    assert sorted(opened) == sorted(images)  # each image read once: hashed and decoded from the same bytes
+    assert calls == {"encode_image": -(-len(images) // 32), "encode_text": 1}  # all prompts in one batch
+
+    opened.clear()
+    calls.update(encode_image=0, encode_text=0)
+    again = build(f"clip-zeroshot:{ARCH}@{weights['file']}")  # a new process would build a new adapter
+    calls_again = count_model_calls(monkeypatch, again.embedder)
+    warm = again.predict(own_faces, context=context(tmp_path / "cache"))
+    pd.testing.assert_frame_equal(warm, cold, check_exact=True)
+    assert opened == [] and calls_again == {"encode_image": 0, "encode_text": 0}
+
+
+def test_touched_images_are_hashed_again_and_changed_ones_embedded_again(weights, own_faces, tmp_path, monkeypatch):
+    zero_shot = build(f"clip-zeroshot:{ARCH}@{weights['file']}")
+    cold = zero_shot.predict(own_faces, context=context(tmp_path / "cache"))
+    images = [own_faces.root / p for p in own_faces.samples["path"]]
+    for image in images:  # new mtimes, same bytes: the digests are recomputed and still match
+        stat = image.stat()
+        os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns - 10**9))
+    calls = count_model_calls(monkeypatch, zero_shot.embedder)
+    opened = count_image_opens(monkeypatch, own_faces.root)
+    pd.testing.assert_frame_equal(zero_shot.predict(own_faces, context=context(tmp_path / "cache")), cold)
+    assert sorted(opened) == sorted(map(str, images)) and calls == {"encode_image": 0, "encode_text": 0}
+
+    # Different pixels under the old name and mtime: the stat signature (ctime) no longer matches,
+    # so the content digest changes and the images are embedded again.
+    stat = images[0].stat()
+    time.sleep(0.05)
+    shutil.copy(images[1], images[0])
+    os.utime(images[0], ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    changed = zero_shot.predict(own_faces, context=context(tmp_path / "cache"))
+    assert calls["encode_image"] > 0 and calls["encode_text"] == 0
+    np.testing.assert_array_equal(changed.iloc[0, 3:].to_numpy(), changed.iloc[1, 3:].to_numpy())
+
+
+def test_a_missing_image_is_one_line_naming_it(weights, own_faces, tmp_path):
+    missing = own_faces.root / own_faces.samples["path"].iloc[5]
+    missing.unlink()
+    zero_shot = build(f"clip-zeroshot:{ARCH}@{weights['file']}?name=zs")
+    with pytest.raises(ModelError) as caught:
+        zero_shot.predict(own_faces, context=context(tmp_path / "cache"))
+    assert str(caught.value) == f"zs: cannot read image {missing}: No such file or directory"
+
+
+def test_zero_shot_fills_the_embedding_cache_the_probe_reads(weights, faces, tmp_path, monkeypatch):
+    build(f"clip-zeroshot:{ARCH}@{weights['file']}").predict(faces, context=context(tmp_path))
+    probe = build(f"clip-probe:{ARCH}@{weights['file']}")
+    passes = count_image_passes(monkeypatch, probe.embedder)
+    embeddings = probe.embeddings(faces, context=context(tmp_path))
+    assert passes == []
+    np.testing.assert_array_equal(
+        embeddings, probe.embedder.embed([faces.root / p for p in faces.samples["path"]], progress=False)
+    )
+
+
+def test_class_embeddings_are_cached_by_prompts_and_labels(weights, faces, tmp_path, monkeypatch):
+    path = tmp_path / "templates.txt"
+    path.write_text("a photo of a {adjective} face.\n")
+    default = build(f"clip-zeroshot:{ARCH}@{weights['file']}")
+    custom = build(f"clip-zeroshot:{ARCH}@{weights['file']}?templates={path}")
+    calls = {id(m): count_model_calls(monkeypatch, m.embedder) for m in (default, custom)}
+    labels = list(faces.emotions)
+    for model, subset in (
+        (default, labels),
+        (custom, labels),
+        (default, labels[:3]),
+        (default, labels),
+        (custom, labels),
+    ):
+        np.testing.assert_array_equal(
+            model.cached_class_embeddings(subset, context=context(tmp_path)), model.class_embeddings(subset)
+        )
+    # each model's direct class_embeddings calls encode once per call (5 in all); the cache only
+    # encoded for the three distinct (templates, labels) it was asked for
+    assert calls[id(default)]["encode_text"] == 3 + 2 and calls[id(custom)]["encode_text"] == 2 + 1
 
 
 def test_embedding_cache_key_follows_weights_and_preprocessing(weights, tmp_path):

@@ -4,6 +4,8 @@
 one embedding cache (the probe's, keyed by image bytes + weights + preprocessing): the second model on
 the same images makes no forward pass. PRETRAINED is an open_clip pretrained tag (weights from the
 hub or its cache) or a local checkpoint file or folder, which loads without network.
+Zero-shot also caches its class (prompt-ensemble) embeddings, and remembers image digests by file
+stat (``_digests``), so a warm run reads no image and makes no model call.
 
 torch and open_clip are imported when an adapter is built, never when this module is imported, so
 the templates and label words below can be read (and reported) without the ``clip`` extra.
@@ -11,10 +13,12 @@ the templates and label words below can be read (and reported) without the ``cli
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import re
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -22,12 +26,13 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from fer_fairness._cache import atomic_path, digest_of, file_lock, stable_key
+from fer_fairness._digests import FileDigests, now_ns, sha256_hex
 from fer_fairness.datasets._table import Dataset
 from fer_fairness.errors import ConfigError, ModelError
 from fer_fairness.labels import EMOTIONS
 from fer_fairness.models._base import SCORE_PREFIX, PredictContext
 from fer_fairness.models._torch import (
-    batched,
     choose_device,
     content_digest,
     explicit_path,
@@ -36,7 +41,7 @@ from fer_fairness.models._torch import (
     load_rgb,
     versions,
 )
-from fer_fairness.models.probe import LinearProbe
+from fer_fairness.models.probe import LinearProbe, _safe
 from fer_fairness.models.prompts import CLIP_TEMPLATES as DEFAULT_TEMPLATES
 from fer_fairness.models.prompts import LABEL_WORDS, LabelWords  # noqa: F401 (part of this module's API)
 from fer_fairness.progress import bar as progress_bar
@@ -44,6 +49,11 @@ from fer_fairness.specs import Spec, check_options, int_option
 
 # Bump when the embedding procedure changes: it is part of every embedding cache key.
 EMBEDDING_VERSION = 1
+# Bump when the class (prompt ensemble) embedding changes: it is part of their cache key.
+CLASS_EMBEDDING_VERSION = 1
+# Image bytes read to hash on a cold run are kept (up to this much) to decode from, so each image is
+# read once; beyond it the rest are read again from disk, bounding memory on large datasets.
+HELD_BYTES = 256 * 1024 * 1024
 
 
 TEMPLATE_FIELDS: Final = ("label", "adjective")
@@ -243,13 +253,19 @@ class ClipImageEmbedder:
             **self._versions,
         }
 
-    def embed(self, paths: Sequence[Path], *, progress: bool) -> np.ndarray:
-        """One L2-normalised float32 row per image, in the order given; batched on the chosen device."""
+    def embed(self, paths: Sequence[Path], *, progress: bool, held: Mapping[int, bytes] | None = None) -> np.ndarray:
+        """One L2-normalised float32 row per image, in the order given; batched on the chosen device.
+
+        ``held`` maps positions in ``paths`` to the bytes already read (to hash them): those images
+        are decoded from memory instead of being read again.
+        """
+        held = held or {}
         rows = []
         bar = progress_bar(len(paths), f"{self.name} images", progress)
         with bar, self._torch.inference_mode():
-            for chunk in batched(list(paths), self.batch_size):
-                pixels = self._torch.stack([self.preprocess(load_rgb(Path(p), what="clip")) for p in chunk])
+            for start in range(0, len(paths), self.batch_size):
+                chunk = range(start, min(start + self.batch_size, len(paths)))
+                pixels = self._torch.stack([self.preprocess(_decode(paths[i], held.get(i))) for i in chunk])
                 features = self.model.encode_image(pixels.to(self.device), normalize=True)
                 rows.append(features.float().cpu().numpy())
                 bar.update(len(chunk))
@@ -302,6 +318,19 @@ def _load_failure(weights: Weights, error: Exception) -> str:
     return f"clip: cannot load {weights.arch} weights from {weights.pretrained}: {reason}"
 
 
+def _decode(path: Path, data: bytes | None):
+    """An image as RGB, from bytes already read when given (the same pixels as from the file)."""
+    if data is None:
+        return load_rgb(Path(path), what="clip")
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.convert("RGB")
+    except OSError as error:
+        raise ModelError(f"clip: cannot read image {path}: {error}") from error
+
+
 def _describe_transform(transform) -> str:
     """The transform's repr on one line, without memory addresses (which would change every run)."""
     return re.sub(r"\s+", " ", re.sub(r" at 0x[0-9a-fA-F]+", "", repr(transform))).strip()
@@ -342,35 +371,107 @@ class ClipZeroShot:
         return {"kind": "clip-zeroshot", **self.embedder.describe(), "templates": " | ".join(self.templates)}
 
     def class_embeddings(self, labels: Sequence[str]) -> np.ndarray:
-        """One row per label: the renormalised mean of its templates' normalised text embeddings."""
-        rows = []
-        for label in labels:
-            mean = self.embedder.encode_texts([render(t, label) for t in self.templates]).astype(np.float64).mean(0)
-            rows.append(mean / np.linalg.norm(mean))
-        return np.stack(rows)
+        """One row per label: the renormalised mean of its templates' normalised text embeddings.
+
+        Every prompt of every label is encoded in one batch (one model call for the default ensemble).
+        """
+        texts = [render(t, label) for label in labels for t in self.templates]
+        encoded = self.embedder.encode_texts(texts).astype(np.float64)
+        means = encoded.reshape(len(labels), len(self.templates), -1).mean(axis=1)
+        return means / np.linalg.norm(means, axis=1, keepdims=True)
+
+    def cached_class_embeddings(self, labels: Sequence[str], *, context: PredictContext) -> np.ndarray:
+        """``class_embeddings`` through the cache: a warm run encodes no text.
+
+        Keyed by what decides the numbers: the embedder's settings (weights by content, architecture,
+        library versions), the labels and their rendered prompts. Stored as float64, so a warm run
+        scores with exactly the rows a cold one did. Written atomically without a lock: concurrent
+        writers write the same bytes.
+        """
+        prompts = [[render(t, label) for t in self.templates] for label in labels]
+        key = stable_key(CLASS_EMBEDDING_VERSION, dict(self.embedder.settings()), list(labels), prompts)
+        path = Path(context.cache_dir) / "clip-classes" / f"{key}.npy"
+        if path.is_file():
+            return np.load(path)
+        rows = self.class_embeddings(labels)
+        with atomic_path(path) as temporary:
+            np.save(temporary, rows)
+        return rows
+
+    def image_embeddings(self, dataset: Dataset, *, context: PredictContext) -> np.ndarray:
+        """The image embeddings in table order, from the cache ``LinearProbe.embeddings`` uses.
+
+        The same key and file as the probe's (so clip-probe and clip-zeroshot on the same images
+        embed once, tested both ways), but each image is read at most once: digests are remembered
+        by file stat (``_digests``), and the bytes read to hash a file are decoded from memory.
+        """
+        root = str(dataset.root)
+        # Plain strings: on a warm run these joins and one stat each are most of the time left.
+        names = [os.path.join(root, p) for p in dataset.samples["path"]]
+        cache_dir = Path(context.cache_dir)
+        store = FileDigests(cache_dir / "digests" / f"{stable_key(root)}.json")
+        digests, held, held_size = [], {}, 0
+        budget = HELD_BYTES if context.engine is None else 0  # an engine's actors read the files themselves
+        for position, name in enumerate(names):
+            try:
+                digest, stat = store.lookup(name)
+                if digest is None:
+                    started = now_ns()
+                    with open(name, "rb") as handle:
+                        data = handle.read()
+                    digest = sha256_hex(data)
+                    store.remember(name, stat, digest, hashed_at_ns=started)
+                    if held_size + len(data) <= budget:
+                        held[position], held_size = data, held_size + len(data)
+            except OSError as error:
+                raise ModelError(f"{self.name}: cannot read image {error.filename}: {error.strerror}") from error
+            digests.append(digest)
+        store.save()
+        # Must stay LinearProbe._embeddings' key and file name: the two adapters share these entries.
+        key = stable_key(self.embedder.name, dict(self.embedder.settings()), digest_of(digests))
+        target = cache_dir / "embeddings" / f"{_safe(self.embedder.name)}-{key}.npy"
+        if not target.is_file():
+            with file_lock(target.with_suffix(".lock")):
+                if not target.is_file():
+                    features = self._embed([Path(name) for name in names], held, context=context)
+                    with atomic_path(target) as temporary:
+                        np.save(temporary, features)
+                    return features
+        return np.load(target)
+
+    def _embed(self, paths: list[Path], held: dict[int, bytes], *, context: PredictContext) -> np.ndarray:
+        if context.engine is not None and paths:
+            # On an engine the actors read the images themselves; the probe's runner puts them in order.
+            features = LinearProbe(self.embedder)._embed(paths, context=context)
+        else:
+            features = self.embedder.embed(paths, progress=context.progress, held=held)
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim != 2 or len(features) != len(paths) or not np.isfinite(features).all():
+            raise ModelError(
+                f"{self.name}: embedder returned an array of shape {features.shape} "
+                f"(finite: {bool(np.isfinite(features).all())}); expected ({len(paths)}, d), all finite"
+            )
+        return features
 
     def predict(self, dataset: Dataset, *, context: PredictContext) -> pd.DataFrame:
         labels = [label for label in dataset.emotions if label in LABEL_WORDS]
         missing = sorted(set(dataset.emotions) - set(labels))
         if missing:  # every canonical emotion has words; this guards the two tables drifting apart
             raise ModelError(f"{self.name}: no prompt words for label(s) {', '.join(missing)}")
-        # The probe's embedding cache, not a second one: zero-shot and probe share image embeddings.
-        images = LinearProbe(self.embedder).embeddings(dataset, context=context).astype(np.float64)
-        logits = self.embedder.logit_scale * images @ self.class_embeddings(labels).T
+        images = self.image_embeddings(dataset, context=context).astype(np.float64)
+        logits = self.embedder.logit_scale * images @ self.cached_class_embeddings(labels, context=context).T
         logits -= logits.max(axis=1, keepdims=True)
         probabilities = np.exp(logits)
         probabilities /= probabilities.sum(axis=1, keepdims=True)
         best = probabilities.argmax(axis=1)
-        table = pd.DataFrame(
-            {
-                "sample_id": dataset.samples["sample_id"].astype(str).to_numpy(),
-                "outcome": np.asarray(labels, dtype=object)[best].astype(str),
-                "raw": [f"{p:.4f}" for p in probabilities[np.arange(len(best)), best]],
-            }
-        )
-        for column, label in enumerate(labels):
-            table[f"{SCORE_PREFIX}{label}"] = probabilities[:, column]
-        return table
+        columns = {
+            "sample_id": dataset.samples["sample_id"].astype(str).to_numpy(),
+            "outcome": np.asarray(labels, dtype=object)[best].astype(str),
+            "raw": [f"{p:.4f}" for p in probabilities[np.arange(len(best)), best]],
+        }
+        # One frame built at once: inserting a column per label copied the table each time.
+        columns.update({f"{SCORE_PREFIX}{label}": probabilities[:, i] for i, label in enumerate(labels)})
+        return pd.DataFrame(columns)
 
 
 class ClipProbe(LinearProbe):
