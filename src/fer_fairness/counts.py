@@ -135,7 +135,7 @@ def join_outcomes(samples: pd.DataFrame, outcomes: pd.DataFrame, *, model: str, 
             f"model '{model}' has predictions for {len(extra)} sample id(s) that dataset '{dataset}' lacks "
             f"(e.g. {', '.join(map(str, extra[:3]))}); are the predictions for another dataset?"
         )
-    return samples.assign(outcome=outcomes["outcome"].to_numpy()[position])
+    return samples.assign(outcome=outcomes["outcome"].array.take(position))  # stays Arrow text if it was
 
 
 def group_names(frame: pd.DataFrame, attributes: tuple[str, ...]) -> pd.Series:

@@ -103,10 +103,11 @@ def for_dataset(dataset: Any, cache_dir: Path | None) -> pd.DataFrame:
     Images already in the cache (by digest) are not decoded; new ones are measured once and added to
     the cache under a lock, written atomically, so concurrent workers never leave a torn file.
     """
-    digests = dataset.image_digests
-    distinct = pd.DataFrame({"digest": digests.to_numpy(), "path": dataset.samples["path"].to_numpy()})
-    distinct = distinct.drop_duplicates("digest")  # one image read per content, however many rows share it
-    paths = dict(zip(distinct["digest"], distinct["path"], strict=True))
+    # One image read per content, however many rows share it: each distinct digest with the first
+    # row's path, and rows as codes into the distinct digests (no per-row strings).
+    codes, distinct = pd.factorize(dataset.image_digests)
+    first = np.unique(codes, return_index=True)[1]
+    paths = dict(zip(distinct, dataset.samples["path"].iloc[first], strict=True))
     paths.pop("", None)  # absent images have no digest and no covariates
     if cache_dir is None:
         known = _measure_all(dataset.root, paths)
@@ -122,7 +123,8 @@ def for_dataset(dataset: Any, cache_dir: Path | None) -> pd.DataFrame:
                     new = _measure_all(dataset.root, missing)
                     known = pd.concat([known, new]) if len(known) else new
                     _write(target, known)
-    values = known.reindex(digests.to_numpy())[list(FROM_IMAGE)].set_axis(dataset.samples.index)
+    per_image = known.reindex(distinct)[list(FROM_IMAGE)].to_numpy(dtype=float)
+    values = pd.DataFrame(per_image[codes], columns=list(FROM_IMAGE), index=dataset.samples.index)
     samples = dataset.samples
     face = face_box_area(samples[FACE_BOX]) if FACE_BOX in samples.columns else pd.Series(math.nan, index=samples.index)
     return values.assign(face_box=face.to_numpy()).astype(float)

@@ -84,7 +84,7 @@ def run(state: RunState, pairs: set[tuple[str, str]] | None = None) -> tuple[lis
         joined = join_outcomes(dataset.samples, outcomes, model=model.name, dataset=dataset.name)
         joined = with_scores(joined, outcomes)  # score_<emotion> columns, for the score-based criteria
         check_evaluated(outcomes, model=model, dataset=dataset.name, limit=state.thresholds.max_not_evaluated)
-        joined = joined.assign(image=dataset.image_digests.to_numpy())  # a left join keeps the samples' order
+        joined = joined.assign(image=dataset.image_digests.array)  # the samples' order (a categorical)
         kept.append(joined[["sample_id", "image", "outcome"]].assign(model=model.name, dataset=dataset.name))
         values = None
         if any(c.requires == "covariates" for c in state.thresholds.enabled()):  # read images only when used

@@ -65,15 +65,19 @@ class Dataset:
     def image_digests(self) -> pd.Series:
         """SHA-256 (hex) of each sample's image bytes, in sample order ("" where the file is absent);
         read once per dataset object, for the fingerprint and for pairing two runs image by image."""
-        known: dict[str, str] = {}  # rows that share an image file read it once
-        for path in pd.unique(self.samples["path"]):
+        # Rows that share an image file read it once; each row then holds a code into the distinct
+        # digests (a categorical: a few bytes a row, not a 64-character string per row).
+        codes, paths = pd.factorize(self.samples["path"])
+        known = []
+        for path in paths:
             image = self.root / path
             if image.is_file():
                 with image.open("rb") as file:  # streamed: a large image is never held whole
-                    known[path] = hashlib.file_digest(file, "sha256").hexdigest()
+                    known.append(hashlib.file_digest(file, "sha256").hexdigest())
             else:
-                known[path] = ""
-        return self.samples["path"].map(known).astype(object)
+                known.append("")
+        digests, per_path = np.unique(np.asarray(known, dtype=object), return_inverse=True)
+        return pd.Series(pd.Categorical.from_codes(per_path[codes], categories=digests), index=self.samples.index)
 
     def fingerprint(self) -> str:
         """Hash of sorted sample ids, labels, attributes and image bytes: changes when the data does."""
