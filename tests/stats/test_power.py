@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from fer_fairness.stats import (
+    least_power,
     minimum_detectable_difference,
     power_two_proportions,
     required_sample_size,
@@ -59,6 +60,30 @@ def test_power_matches_simulated_z_test_rejection_rate(p1, p0, n1, n0):
     predicted = power_two_proportions(p1=p1, p0=p0, n1=n1, n0=n0, alpha=0.05)
     # 4 Monte Carlo standard errors, plus 0.02 for the normal approximation of a discrete test.
     assert abs(simulated - predicted) < 4 * math.sqrt(0.25 / n_sims) + 0.02
+
+
+@PROPERTY
+@given(
+    alternatives=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=3),
+    p0=st.floats(0.0, 1.0),
+    n1=st.one_of(st.just(0.0), st.floats(0.5, 2000.0)),  # effective counts are real
+    n0=st.one_of(st.just(0.0), st.floats(0.5, 2000.0)),
+    alpha=st.sampled_from([0.001, 0.05]),
+)
+def test_least_power_is_the_smallest_power_of_its_alternatives_exactly(alternatives, p0, n1, n0, alpha):
+    # One array call must give each alternative the number a call of its own gives, to the bit:
+    # records are compared exactly before and after.
+    expected = min(power_two_proportions(p1=p, p0=p0, n1=n1, n0=n0, alpha=alpha) for p in alternatives)
+    got = least_power(alternatives=tuple(alternatives), p0=p0, n1=n1, n0=n0, alpha=alpha)
+    assert got == expected or (math.isnan(got) and math.isnan(expected))
+
+
+def test_least_power_matches_the_hand_formula_at_the_weaker_edge():
+    edges = (0.25, 0.15)
+    expected = min(hand_power(p, 0.2, 300, 250, 0.01) for p in edges)
+    assert least_power(alternatives=edges, p0=0.2, n1=300, n0=250, alpha=0.01) == pytest.approx(expected, abs=1e-12)
+    with pytest.raises(ValueError, match="alternatives must name at least one rate"):
+        least_power(alternatives=(), p0=0.2, n1=300, n0=250, alpha=0.01)
 
 
 def test_power_edge_cases():

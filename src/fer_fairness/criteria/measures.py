@@ -9,6 +9,7 @@ the unit of evidence.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -86,8 +87,15 @@ def _rate(x: float, n: float) -> float:
     return x / n if n else math.nan
 
 
+# A pure function of the level, asked once per record and per needed-n search over a few levels.
+@functools.lru_cache(maxsize=1024)
 def _z(alpha: float) -> float:
     return float(norm.isf(alpha / 2))
+
+
+@functools.lru_cache(maxsize=64)
+def _power_z(power: float) -> float:
+    return float(norm.ppf(power))  # the run's target power: one value, asked by every inconclusive record
 
 
 def _undefined(metric: str, why: str, *, band: Band, null: float | None, threshold: str, n, rates) -> Measure:
@@ -170,7 +178,7 @@ def _settling_n(*, distance: float, unit_variance: float, alpha: float, power: f
     away from the estimate with probability ``power``: n = (z_{1-alpha/2} + z_power)^2 V / distance^2."""
     if not distance > 0 or not math.isfinite(unit_variance):
         return math.inf
-    return math.ceil((_z(alpha) + float(norm.ppf(power))) ** 2 * unit_variance / distance**2)
+    return math.ceil((_z(alpha) + _power_z(power)) ** 2 * unit_variance / distance**2)
 
 
 def _needed_n(how: _Comparison, a: Share, b: Share, tolerance: float):
@@ -211,7 +219,7 @@ def _power_at(compare: str, a: Share, b: Share, tolerance: float) -> Callable[[f
         if not alternatives or not 0.0 < pooled < 1.0:
             return 0.0
         n1, n0 = a.n / a.factor(1 - alpha), b.n / b.factor(1 - alpha)
-        return min(stats.power_two_proportions(p1=p, p0=pooled, n1=n1, n0=n0, alpha=alpha) for p in alternatives)
+        return stats.least_power(alternatives=alternatives, p0=pooled, n1=n1, n0=n0, alpha=alpha)
 
     return power_at
 

@@ -6,7 +6,7 @@ from .clustered import design_effect, small_cluster_factor
 from .corrections import Correction, adjust_p_values, corrected_confidence
 from .exact import calibrated_confidence
 from .intervals import katz_ratio, newcombe_difference, wilson_interval
-from .power import minimum_detectable_difference, power_two_proportions, required_sample_size
+from .power import least_power, minimum_detectable_difference, power_two_proportions, required_sample_size
 from .significance import (
     association_test,
     binomial_floor_test,
@@ -31,6 +31,7 @@ __all__ = [
     "corrected_confidence",
     "katz_ratio",
     "mantel_haenszel_difference",
+    "least_power",
     "minimum_detectable_difference",
     "newcombe_difference",
     "power_two_proportions",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import numpy as np
@@ -124,7 +124,7 @@ def _calibrated_z(
     bounds = _table_bounds(compare, n1, n0)
 
     def meets(z: float) -> bool:
-        return _worst_error(bounds(z), weights) <= target
+        return not _exceeds(bounds(z), weights, target)
 
     z_nominal = float(stats.norm.isf(budget))
     if meets(z_nominal):
@@ -144,17 +144,27 @@ def _calibrated_z(
     return high
 
 
-def _worst_error(bounds: tuple[np.ndarray, np.ndarray], weights: list[_EdgeWeights]) -> float:
-    """Largest one-sided probability, over edges and grid rates, that the interval excludes the edge."""
+def _exceeds(bounds: tuple[np.ndarray, np.ndarray], weights: list[_EdgeWeights], target: float) -> bool:
+    """Whether the interval excludes some edge from one side with probability over target at some grid rate."""
+    # The level search asks only this, and about half its steps fail: stop at the first excess
+    # instead of summing every edge and side (the answer is the same; NaN never counts as over).
+    return any(error > target for error in _errors(bounds, weights))
+
+
+def _errors(bounds: tuple[np.ndarray, np.ndarray], weights: list[_EdgeWeights]) -> Iterator[float]:
+    """Per edge and side, the largest probability over grid rates that the interval excludes the edge."""
     low, high = bounds
-    worst = 0.0
     for edge, rows, columns, pmf1, pmf0, tail in weights:
         for excluded in (low[rows, columns] >= edge, high[rows, columns] <= edge):
+            if not excluded.any():
+                # Every term is 0 (the pmfs are finite), so the sum is exactly 0 and the error is the
+                # tail's alone: about one sum in ten on the benchmark data, skipped.
+                yield float(tail.max())
+                continue
             # Sum over tables of pmf1[x1] * pmf0[x0]; the mass of the tables left out counts as error.
             # einsum without optimize stays out of BLAS, whose threads stall on a loaded machine.
             probability = np.einsum("gi,ij,gj->g", pmf1, excluded.astype(np.float64), pmf0) + tail
-            worst = max(worst, float(probability.max()))
-    return worst
+            yield float(probability.max())
 
 
 def _edge_weights(
@@ -194,6 +204,10 @@ def _support(pmf: np.ndarray, negligible: float) -> slice:
     return slice(int(kept[0]), int(kept[-1]) + 1) if kept.size else slice(0, pmf.shape[1])
 
 
+# Records of one table share their sizes (n1, n0) while the pooled count differs, and the Katz terms
+# cost as much as an error sum; a pure function of its arguments (the bounds it returns are fresh
+# arrays, the cached terms are never written), kept for a few sizes since each holds a table's arrays.
+@functools.lru_cache(maxsize=16)
 def _table_bounds(compare: Compare, n1: int, n0: int) -> Bounds:
     """z -> (low, high), each of shape (n1 + 1, n0 + 1), for every table of these sizes."""
     x1 = np.arange(n1 + 1)[:, None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 from scipy import stats
@@ -63,7 +64,7 @@ def katz_ratio(*, x1: float, n1: float, x0: float, n0: float, confidence: float)
     check_confidence(confidence)
     if n1 == 0 or n0 == 0:
         return RatioEstimate(estimate=math.nan, low=0.0, high=math.inf, zero_corrected=False)
-    z = float(stats.norm.isf((1.0 - confidence) / 2))
+    z = _two_sided_z(confidence)
     if 0 < x1 < n1 and 0 < x0 < n0:
         # Katz et al. 1978 log interval (statsmodels' method="log" gives the same for whole counts).
         estimate = (x1 / n1) / (x0 / n0)
@@ -87,6 +88,12 @@ def katz_ratio(*, x1: float, n1: float, x0: float, n0: float, confidence: float)
         return RatioEstimate(estimate=math.inf, low=low, high=math.inf, zero_corrected=True)
     estimate = (x1 / n1) / (x0 / n0)  # a rate of 1 in one or both groups
     return RatioEstimate(estimate=estimate, low=min(low, estimate), high=max(high, estimate), zero_corrected=True)
+
+
+# Every ratio record asks for its interval at one of a few levels; a pure function of the level.
+@functools.lru_cache(maxsize=1024)
+def _two_sided_z(confidence: float) -> float:
+    return float(stats.norm.isf((1.0 - confidence) / 2))
 
 
 def _exp(value: float) -> float:

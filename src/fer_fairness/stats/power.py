@@ -31,33 +31,57 @@ def power_two_proportions(*, p1: float, p0: float, n1: float, n0: float, alpha: 
     than the chance that both outcomes occur at all. 0.0 when a rate is outside [0, 1] or a
     group is empty.
     """
+    return least_power(alternatives=(p1,), p0=p0, n1=n1, n0=n0, alpha=alpha)
+
+
+def least_power(*, alternatives: tuple[float, ...], p0: float, n1: float, n0: float, alpha: float) -> float:
+    """min(power_two_proportions(p1=p, ...) for p in alternatives), one approximation call for all.
+
+    Every record judges power at both edges of its band; statsmodels' formula is elementwise, so
+    one call on an array gives each alternative the very number a call of its own would.
+    """
     check_alpha(alpha)
     if n1 < 0 or n0 < 0:
         raise ValueError(f"n1 and n0 must be >= 0, got n1={n1!r}, n0={n0!r}")
-    if not (_is_rate(p1) and _is_rate(p0)) or n1 == 0 or n0 == 0:
-        return 0.0
+    if not alternatives:
+        raise ValueError("alternatives must name at least one rate")
     if (n1 + n0) <= stats.norm.isf(alpha / 2) ** 2:
         # |z| <= sqrt(n1 + n0) for every 2x2 table (z^2 = Pearson X^2 <= N), so it never rejects.
+        return 0.0
+    powers = [_guarded(p1, p0, n1, n0) for p1 in alternatives]
+    approximated = [p1 for p1, power in zip(alternatives, powers, strict=True) if power is None]
+    if approximated:
+        # Fleiss, Levin & Paik 2003, sec. 4.2. statsmodels: diff = prop1 - prop2, nobs1 belongs to
+        # prop1, nobs2 = ratio * nobs1.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+            approximate = power_proportions_2indep(
+                np.array(approximated) - p0,
+                p0,
+                n1,
+                ratio=n0 / n1,
+                alpha=alpha,
+                alternative="two-sided",
+                return_results=False,
+            )
+        values = iter(np.atleast_1d(approximate).tolist())
+        # Near a rate of 0 or 1 with few expected events the approximation overstates power (with
+        # p0 = 0 and n0 > n1 it tends to a constant well above alpha as p1 -> 0). The test cannot
+        # reject when every observation has the same outcome, so cap power at the chance that not.
+        powers = [
+            float(np.clip(min(next(values), 1.0 - _one_outcome(p1, p0, n1, n0)), 0.0, 1.0)) if power is None else power
+            for p1, power in zip(alternatives, powers, strict=True)
+        ]
+    return min(powers)
+
+
+def _guarded(p1: float, p0: float, n1: float, n0: float) -> float | None:
+    """The power where the normal approximation is not asked (it would mislead); None elsewhere."""
+    if not (_is_rate(p1) and _is_rate(p0)) or n1 == 0 or n0 == 0:
         return 0.0
     if p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0 == 0:
         # Both rates at 0 or 1: the table is certain, |z| = sqrt(n1 + n0) when the rates differ.
         return 0.0 if p1 == p0 else 1.0
-    # Fleiss, Levin & Paik 2003, sec. 4.2. statsmodels: diff = prop1 - prop2, nobs1 belongs to
-    # prop1, nobs2 = ratio * nobs1.
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-        approximate = power_proportions_2indep(
-            p1 - p0,
-            p0,
-            n1,
-            ratio=n0 / n1,
-            alpha=alpha,
-            alternative="two-sided",
-            return_results=False,
-        )
-    # Near a rate of 0 or 1 with few expected events the approximation overstates power (with
-    # p0 = 0 and n0 > n1 it tends to a constant well above alpha as p1 -> 0). The test cannot
-    # reject when every observation has the same outcome, so cap power at the chance that not.
-    return float(np.clip(min(approximate, 1.0 - _one_outcome(p1, p0, n1, n0)), 0.0, 1.0))
+    return None
 
 
 def _one_outcome(p1: float, p0: float, n1: float, n0: float) -> float:
