@@ -20,7 +20,10 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
+
+from fer_fairness._cache import stable_key
 
 # Bump when the store's layout changes: an older file is then ignored, not misread.
 STORE_VERSION = 1
@@ -95,3 +98,32 @@ class FileDigests:
 def now_ns() -> int:
     """Wall-clock time in the same epoch as ``st_mtime_ns``, taken before a file is read."""
     return time.time_ns()
+
+
+def store_for(cache_dir: str | Path, root: str | Path) -> FileDigests:
+    """The store of one image folder under a cache directory (every adapter reading it shares it)."""
+    return FileDigests(Path(cache_dir) / "digests" / f"{stable_key(str(root))}.json")
+
+
+def read_digests(names: Sequence[str], store: FileDigests, *, hold_bytes: int) -> tuple[list[str], dict[int, bytes]]:
+    """Every file's SHA-256 in order, and the bytes read to hash them (by position, up to ``hold_bytes``).
+
+    Remembered digests cost one stat; the others read the file once, and keeping those bytes lets the
+    caller decode from memory instead of reading the file again. An unreadable file raises OSError.
+    """
+    digests: list[str] = []
+    held: dict[int, bytes] = {}
+    held_size = 0
+    for position, name in enumerate(names):
+        digest, stat = store.lookup(name)
+        if digest is None:
+            started = now_ns()
+            with open(name, "rb") as handle:
+                data = handle.read()
+            digest = sha256_hex(data)
+            store.remember(name, stat, digest, hashed_at_ns=started)
+            if held_size + len(data) <= hold_bytes:
+                held[position], held_size = data, held_size + len(data)
+        digests.append(digest)
+    store.save()
+    return digests, held

@@ -34,6 +34,7 @@ from fer_fairness.models.clip import (  # noqa: E402
     ClipZeroShot,
 )
 from fer_fairness.specs import Registry  # noqa: E402
+from tests.models.test_probe import count_image_opens  # noqa: E402
 
 ARCH = "fer-tiny-clip"
 TINY_CONFIG = {
@@ -221,24 +222,6 @@ def count_model_calls(monkeypatch, embedder) -> dict[str, int]:
     return counts
 
 
-def count_image_opens(monkeypatch, folder: Path) -> list[str]:
-    """Every open() of a file under ``folder`` (builtins and io: PIL and pathlib use one or the other)."""
-    import builtins
-    import io
-
-    opened = []
-    original = builtins.open
-
-    def counted(file, *args, **kwargs):
-        if isinstance(file, str | Path) and Path(file).is_relative_to(folder):
-            opened.append(str(file))
-        return original(file, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", counted)
-    monkeypatch.setattr(io, "open", counted)
-    return opened
-
-
 @pytest.fixture
 def own_faces(faces, tmp_path, monkeypatch):
     """A copy of the faces this test may touch; files just written count as settled (no racy window)."""
@@ -267,6 +250,21 @@ def test_a_warm_run_reads_no_image_and_calls_no_model(weights, own_faces, tmp_pa
     warm = again.predict(own_faces, context=context(tmp_path / "cache"))
     pd.testing.assert_frame_equal(warm, cold, check_exact=True)
     assert opened == [] and calls_again == {"encode_image": 0, "encode_text": 0}
+
+
+def test_clip_probe_reads_each_image_once_cold_and_none_warm(weights, own_faces, tmp_path, monkeypatch):
+    probe = build(f"clip-probe:{ARCH}@{weights['file']}")
+    calls = count_model_calls(monkeypatch, probe.embedder)
+    opened = count_image_opens(monkeypatch, own_faces.root)
+    cold = probe.predict(own_faces, context=context(tmp_path / "cache"))
+    images = [str(own_faces.root / p) for p in own_faces.samples["path"]]
+    assert sorted(opened) == sorted(images) and calls["encode_image"] == -(-len(images) // 32)
+
+    opened.clear()
+    again = build(f"clip-probe:{ARCH}@{weights['file']}")
+    calls_again = count_model_calls(monkeypatch, again.embedder)
+    pd.testing.assert_frame_equal(again.predict(own_faces, context=context(tmp_path / "cache")), cold)
+    assert opened == [] and calls_again["encode_image"] == 0
 
 
 def test_touched_images_are_hashed_again_and_changed_ones_embedded_again(weights, own_faces, tmp_path, monkeypatch):

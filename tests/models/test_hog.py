@@ -79,3 +79,14 @@ def test_progress_goes_to_stderr(tmp_path, capsys):
     HogEmbedder().embed([write_image(tmp_path / "a.png", 48)], progress=True)
     captured = capsys.readouterr()
     assert captured.out == "" and "hog features" in captured.err
+
+
+def test_held_bytes_are_decoded_instead_of_the_file(tmp_path):
+    a = write_image(tmp_path / "a.png", 48, seed=1)
+    b = write_image(tmp_path / "b.png", 40, mode="RGB", seed=2)
+    embedder = HogEmbedder()
+    from_files = embedder.embed([a, b], progress=False)
+    # position 0 is handed b's bytes under a's name: the features are b's, so the file was not read
+    swapped = embedder.embed([a, b], progress=False, held={0: b.read_bytes()})
+    np.testing.assert_array_equal(swapped, from_files[[1, 1]])
+    np.testing.assert_array_equal(embedder.embed([a, b], progress=False, held={1: b.read_bytes()}), from_files)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import subprocess
 import sys
@@ -12,7 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fer_fairness import _digests
+from fer_fairness._cache import digest_of, stable_key
 from fer_fairness.datasets._table import Dataset
+from fer_fairness.datasets.synthetic import SyntheticSpec, load_synthetic
 from fer_fairness.errors import ConfigError, ModelError
 from fer_fairness.labels import BASIC_SEVEN
 from fer_fairness.models import MODELS
@@ -70,6 +74,14 @@ def separable(dataset: Dataset, *, seed: int = 0, index_column: bool = False) ->
         vector = np.r_[6.0 * (np.array(BASIC_SEVEN) == row.emotion), np.zeros(5)] + rng.normal(size=12)
         rows[row.sample_id] = np.r_[i, vector] if index_column else vector
     return TableEmbedder("separable", rows)
+
+
+class HoldingEmbedder(TableEmbedder):
+    """Takes ``held`` as an embedder that decodes bytes does, and keeps what it was given."""
+
+    def embed(self, paths, *, progress, held=None):
+        self.held = dict(held or {})
+        return super().embed(paths, progress=progress)
 
 
 def noise(dataset: Dataset, *, seed: int = 0) -> TableEmbedder:
@@ -183,6 +195,88 @@ def test_second_run_is_served_from_the_cache(toy, tmp_path, monkeypatch):
     second = LinearProbe(embedder).cross_validate(toy, context=context(tmp_path))
     assert embedder.calls == 1
     pd.testing.assert_frame_equal(first.outcomes, second.outcomes)
+
+
+def count_image_opens(monkeypatch, folder: Path) -> list[str]:
+    """Every open() of a file under ``folder`` (builtins and io: PIL and pathlib use one or the other)."""
+    import builtins
+    import io
+
+    opened = []
+    original = builtins.open
+
+    def counted(file, *args, **kwargs):
+        if isinstance(file, str | Path) and Path(file).is_relative_to(folder):
+            opened.append(str(file))
+        return original(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counted)
+    monkeypatch.setattr(io, "open", counted)
+    return opened
+
+
+@pytest.fixture
+def settled(monkeypatch):
+    """Files just written count as settled: no racy window, so their digests are remembered."""
+    monkeypatch.setattr(_digests, "RACY_NS", -(10**12))
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory) -> Dataset:
+    """140 small synthetic faces: 20 subjects (5 per skin tone x gender) x 7 expressions."""
+    groups = tuple((tone, gender, 5) for tone in ("light", "dark") for gender in ("female", "male"))
+    spec = SyntheticSpec(subjects=groups, variants=1, image_size=32)
+    return load_synthetic(cache_dir=tmp_path_factory.mktemp("faces"), seed=0, progress=False, spec=spec)
+
+
+def test_hog_probe_reads_each_image_once_cold_and_none_warm(faces, tmp_path, monkeypatch, settled):
+    spec = MODELS.parse("hog-probe")
+    opened = count_image_opens(monkeypatch, faces.root)
+    cold = MODELS.factory(spec.kind)(spec).predict(faces, context=context(tmp_path))
+    images = [str(faces.root / p) for p in faces.samples["path"]]
+    assert sorted(opened) == sorted(images)  # hashed and decoded from the same bytes
+
+    opened.clear()
+    warm_probe = MODELS.factory(spec.kind)(spec)  # a new process would build a new model
+    warm = warm_probe.predict(faces, context=context(tmp_path))
+    features = warm_probe.embeddings(faces, context=context(tmp_path))
+    assert opened == []
+    pd.testing.assert_frame_equal(warm, cold, check_exact=True)
+    # the features decoded from held bytes are those decoded from the files
+    np.testing.assert_array_equal(features, HogEmbedder().embed([Path(p) for p in images], progress=False))
+
+
+def test_embedding_cache_entries_written_before_stay_valid(toy, tmp_path):
+    """The key is what it always was: (name, settings, digest of the images' SHA-256s in table order)."""
+    content = digest_of(hashlib.sha256((toy.root / p).read_bytes()).hexdigest() for p in toy.samples["path"])
+    key = stable_key("separable", {"table": "separable"}, content)
+    old = tmp_path / "cache" / "embeddings" / f"separable-{key}.npy"
+    old.parent.mkdir(parents=True)
+    planted = np.arange(len(toy.samples) * 3, dtype=np.float32).reshape(-1, 3)
+    np.save(old, planted)
+    embedder = separable(toy)
+    np.testing.assert_array_equal(LinearProbe(embedder).embeddings(toy, context=context(tmp_path)), planted)
+    assert embedder.calls == 0
+
+
+def test_bytes_read_to_hash_are_handed_to_the_embedder_up_to_the_budget(toy, tmp_path, monkeypatch):
+    paths = [toy.root / p for p in toy.samples["path"]]
+    embedder = HoldingEmbedder("holding", separable(toy).rows)
+    LinearProbe(embedder).embeddings(toy, context=context(tmp_path / "all"))
+    assert embedder.held == {i: path.read_bytes() for i, path in enumerate(paths)}
+
+    budget = sum(len(path.read_bytes()) for path in paths[:3])
+    monkeypatch.setattr(probe_module, "HELD_BYTES", budget)
+    LinearProbe(embedder).embeddings(toy, context=context(tmp_path / "three"))
+    assert sorted(embedder.held) == [0, 1, 2]
+
+
+def test_a_missing_image_is_one_line_naming_it(toy, tmp_path):
+    missing = toy.root / toy.samples["path"].iloc[3]
+    missing.unlink()
+    with pytest.raises(ModelError) as caught:
+        LinearProbe(separable(toy)).predict(toy, context=context(tmp_path))
+    assert str(caught.value) == f"linear probe: cannot read image {missing}: No such file or directory"
 
 
 def test_embeddings_are_keyed_by_image_bytes_and_predictions_by_seed(toy, tmp_path):

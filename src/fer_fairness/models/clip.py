@@ -1,11 +1,11 @@
 """CLIP through open_clip: zero-shot over a prompt-template ensemble, and the linear probe's embedder.
 
 ``clip-zeroshot:ARCH@PRETRAINED`` and ``clip-probe:ARCH@PRETRAINED`` share one image embedder and so
-one embedding cache (the probe's, keyed by image bytes + weights + preprocessing): the second model on
-the same images makes no forward pass. PRETRAINED is an open_clip pretrained tag (weights from the
-hub or its cache) or a local checkpoint file or folder, which loads without network.
-Zero-shot also caches its class (prompt-ensemble) embeddings, and remembers image digests by file
-stat (``_digests``), so a warm run reads no image and makes no model call.
+one embedding cache (``probe.cached_embeddings``, keyed by image bytes + weights + preprocessing): the
+second model on the same images makes no forward pass, and a warm run reads no image. PRETRAINED is an
+open_clip pretrained tag (weights from the hub or its cache) or a local checkpoint file or folder,
+which loads without network. Zero-shot also caches its class (prompt-ensemble) embeddings, so a warm
+run makes no model call.
 
 torch and open_clip are imported when an adapter is built, never when this module is imported, so
 the templates and label words below can be read (and reported) without the ``clip`` extra.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import string
 from collections.abc import Mapping, Sequence
@@ -26,8 +25,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from fer_fairness._cache import atomic_path, digest_of, file_lock, stable_key
-from fer_fairness._digests import FileDigests, now_ns, sha256_hex
+from fer_fairness._cache import atomic_path, stable_key
 from fer_fairness.datasets._table import Dataset
 from fer_fairness.errors import ConfigError, ModelError
 from fer_fairness.labels import EMOTIONS
@@ -41,7 +39,7 @@ from fer_fairness.models._torch import (
     load_rgb,
     versions,
 )
-from fer_fairness.models.probe import LinearProbe, _safe
+from fer_fairness.models.probe import LinearProbe, cached_embeddings
 from fer_fairness.models.prompts import CLIP_TEMPLATES as DEFAULT_TEMPLATES
 from fer_fairness.models.prompts import LABEL_WORDS, LabelWords  # noqa: F401 (part of this module's API)
 from fer_fairness.progress import bar as progress_bar
@@ -51,9 +49,6 @@ from fer_fairness.specs import Spec, check_options, int_option
 EMBEDDING_VERSION = 1
 # Bump when the class (prompt ensemble) embedding changes: it is part of their cache key.
 CLASS_EMBEDDING_VERSION = 1
-# Image bytes read to hash on a cold run are kept (up to this much) to decode from, so each image is
-# read once; beyond it the rest are read again from disk, bounding memory on large datasets.
-HELD_BYTES = 256 * 1024 * 1024
 
 
 TEMPLATE_FIELDS: Final = ("label", "adjective")
@@ -399,59 +394,8 @@ class ClipZeroShot:
         return rows
 
     def image_embeddings(self, dataset: Dataset, *, context: PredictContext) -> np.ndarray:
-        """The image embeddings in table order, from the cache ``LinearProbe.embeddings`` uses.
-
-        The same key and file as the probe's (so clip-probe and clip-zeroshot on the same images
-        embed once, tested both ways), but each image is read at most once: digests are remembered
-        by file stat (``_digests``), and the bytes read to hash a file are decoded from memory.
-        """
-        root = str(dataset.root)
-        # Plain strings: on a warm run these joins and one stat each are most of the time left.
-        names = [os.path.join(root, p) for p in dataset.samples["path"]]
-        cache_dir = Path(context.cache_dir)
-        store = FileDigests(cache_dir / "digests" / f"{stable_key(root)}.json")
-        digests, held, held_size = [], {}, 0
-        budget = HELD_BYTES if context.engine is None else 0  # an engine's actors read the files themselves
-        for position, name in enumerate(names):
-            try:
-                digest, stat = store.lookup(name)
-                if digest is None:
-                    started = now_ns()
-                    with open(name, "rb") as handle:
-                        data = handle.read()
-                    digest = sha256_hex(data)
-                    store.remember(name, stat, digest, hashed_at_ns=started)
-                    if held_size + len(data) <= budget:
-                        held[position], held_size = data, held_size + len(data)
-            except OSError as error:
-                raise ModelError(f"{self.name}: cannot read image {error.filename}: {error.strerror}") from error
-            digests.append(digest)
-        store.save()
-        # Must stay LinearProbe._embeddings' key and file name: the two adapters share these entries.
-        key = stable_key(self.embedder.name, dict(self.embedder.settings()), digest_of(digests))
-        target = cache_dir / "embeddings" / f"{_safe(self.embedder.name)}-{key}.npy"
-        if not target.is_file():
-            with file_lock(target.with_suffix(".lock")):
-                if not target.is_file():
-                    features = self._embed([Path(name) for name in names], held, context=context)
-                    with atomic_path(target) as temporary:
-                        np.save(temporary, features)
-                    return features
-        return np.load(target)
-
-    def _embed(self, paths: list[Path], held: dict[int, bytes], *, context: PredictContext) -> np.ndarray:
-        if context.engine is not None and paths:
-            # On an engine the actors read the images themselves; the probe's runner puts them in order.
-            features = LinearProbe(self.embedder)._embed(paths, context=context)
-        else:
-            features = self.embedder.embed(paths, progress=context.progress, held=held)
-        features = np.asarray(features, dtype=np.float32)
-        if features.ndim != 2 or len(features) != len(paths) or not np.isfinite(features).all():
-            raise ModelError(
-                f"{self.name}: embedder returned an array of shape {features.shape} "
-                f"(finite: {bool(np.isfinite(features).all())}); expected ({len(paths)}, d), all finite"
-            )
-        return features
+        """The image embeddings in table order, from the cache clip-probe reads and fills too."""
+        return cached_embeddings(self.embedder, dataset, context=context, what=self.name)[0]
 
     def predict(self, dataset: Dataset, *, context: PredictContext) -> pd.DataFrame:
         labels = [label for label in dataset.emotions if label in LABEL_WORDS]

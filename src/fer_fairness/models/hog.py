@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -48,12 +49,19 @@ class HogEmbedder:
             "scikit-image": skimage.__version__,  # its hog() defines the numbers
         }
 
-    def embed(self, paths: Sequence[Path], *, progress: bool | str) -> np.ndarray:
-        """One row of float32 HOG features per image, in the order given."""
+    def embed(
+        self, paths: Sequence[Path], *, progress: bool | str, held: Mapping[int, bytes] | None = None
+    ) -> np.ndarray:
+        """One row of float32 HOG features per image, in the order given.
+
+        ``held`` maps positions in ``paths`` to the bytes already read (to hash them): those images
+        are decoded from memory instead of being read again.
+        """
+        held = held or {}
         rows = []
         with progress_bar(len(paths), "hog features", progress) as bar:
-            for path in paths:
-                rows.append(self._describe(Path(path)))
+            for position, path in enumerate(paths):
+                rows.append(self._describe(Path(path), held.get(position)))
                 bar.update()
         if not rows:
             return np.zeros((0, self.dimension), dtype=np.float32)
@@ -65,9 +73,10 @@ class HogEmbedder:
         blocks = cells - self.block_size + 1
         return blocks * blocks * self.block_size * self.block_size * self.orientations
 
-    def _describe(self, path: Path) -> np.ndarray:
+    def _describe(self, path: Path, data: bytes | None = None) -> np.ndarray:
         try:
-            with Image.open(path) as image:
+            # The same decoder either way: Pillow tells formats by content, never by file name.
+            with Image.open(path if data is None else io.BytesIO(data)) as image:
                 gray = image.convert("L")
                 if gray.size != (self.image_size, self.image_size):
                     gray = gray.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR)

@@ -7,14 +7,18 @@ The probe knows nothing about the embedder beyond the ``Embedder`` protocol.
 
 Embeddings are cached per (image bytes, embedder name, embedder settings); out-of-fold predictions
 per (embeddings, probe settings, labels and groups, seed). Both are written atomically under a file
-lock, so concurrent pytest-xdist workers compute each entry once and a second run costs nothing.
+lock, so concurrent pytest-xdist workers compute each entry once. Image digests are remembered by
+file stat (``_digests``) and an embedder that can decode bytes gets the ones read to hash them, so a
+cold run reads each image once and a warm run reads none.
 """
 
 from __future__ import annotations
 
+import inspect
+import os
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -28,7 +32,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from fer_fairness._cache import atomic_path, digest_of, file_digest, file_lock, stable_key
+from fer_fairness._cache import atomic_path, digest_of, file_lock, stable_key
+from fer_fairness._digests import read_digests, store_for
 from fer_fairness.datasets._table import Dataset
 from fer_fairness.errors import ConfigError, ModelError
 from fer_fairness.models._base import OUTCOME_COLUMNS, PredictContext
@@ -40,6 +45,9 @@ PROBE_VERSION = 1
 FOLD_COLUMN = "fold"
 C_COLUMN = "c"
 HOG_C_GRID = (0.0003, 0.001, 0.003)
+# Image bytes read to hash on a cold run are kept (up to this much) to decode from, so each image is
+# read once; beyond it the rest are read again from disk, bounding memory on large datasets.
+HELD_BYTES = 256 * 1024 * 1024
 
 
 class Embedder(Protocol):
@@ -47,6 +55,8 @@ class Embedder(Protocol):
 
     An embedder that can run on an engine's actors (``--fairness-engine ray``) also has ``spec_text``,
     ``batch_size`` and ``_call(paths)`` (engines.RayEngine); one without them embeds on the driver.
+    An embedder whose ``embed`` also takes ``held`` (position -> the file's bytes, already read to
+    hash it) decodes those from memory, so a cold run reads each image once.
     """
 
     name: str
@@ -211,41 +221,7 @@ class LinearProbe:
         return self._embeddings(dataset, context=context)[0]
 
     def _embeddings(self, dataset: Dataset, *, context: PredictContext) -> tuple[np.ndarray, str]:
-        paths = [dataset.root / p for p in dataset.samples["path"]]
-        try:
-            content = digest_of(file_digest(p) for p in paths)
-        except OSError as error:
-            raise ModelError(f"linear probe: cannot read image {error.filename}: {error.strerror}") from error
-        key = stable_key(self.embedder.name, dict(self.embedder.settings()), content)
-        path = Path(context.cache_dir) / "embeddings" / f"{_safe(self.embedder.name)}-{key}.npy"
-        if not path.is_file():
-            with file_lock(path.with_suffix(".lock")):
-                if not path.is_file():
-                    features = np.asarray(self._embed(paths, context=context), dtype=np.float32)
-                    if features.ndim != 2 or len(features) != len(paths) or not np.isfinite(features).all():
-                        raise ModelError(
-                            f"linear probe: embedder '{self.embedder.name}' returned an array of shape "
-                            f"{features.shape} (finite: {bool(np.isfinite(features).all())}); "
-                            f"expected ({len(paths)}, d), all finite"
-                        )
-                    with atomic_path(path) as temporary:
-                        np.save(temporary, features)
-        return np.load(path), key
-
-    def _embed(self, paths: list[Path], *, context: PredictContext) -> np.ndarray:
-        """Embeddings here, or on the engine's actors in batches put back in table order."""
-        engine = context.engine
-        if engine is None or getattr(self.embedder, "spec_text", None) is None or not paths:
-            return self.embedder.embed(paths, progress=context.progress)
-        rows: list[list[float] | None] = [None] * len(paths)
-        bar = progress_bar(len(paths), f"{self.embedder.name} images", context.progress)
-        with bar:
-            batches = engine.batches(self.embedder, paths, batch_size=self.embedder.batch_size, progress=bar)
-            for positions, answers in batches:
-                for position, row in zip(positions, answers, strict=True):
-                    rows[position] = row
-                bar.update(len(positions))
-        return np.array(rows, dtype=np.float32)
+        return cached_embeddings(self.embedder, dataset, context=context, what="linear probe")
 
     def _cross_validate(self, features: np.ndarray, dataset: Dataset, *, seed: int, progress: bool) -> pd.DataFrame:
         samples = dataset.samples
@@ -302,6 +278,74 @@ class LinearProbe:
         )
         search.fit(features, emotions)
         return search.best_estimator_, float(search.best_params_["classify__C"])
+
+
+def embedding_cache(cache_dir: str | Path, embedder: Embedder, digests: Iterable[str]) -> tuple[str, Path]:
+    """The embedding cache's (key, file) for ``embedder`` on images with these SHA-256s, in table order.
+
+    Every adapter goes through this one definition, so models sharing an embedder (clip-probe and
+    clip-zeroshot) share entries. Unchanged since caches were first written: old entries stay valid.
+    """
+    key = stable_key(embedder.name, dict(embedder.settings()), digest_of(digests))
+    return key, Path(cache_dir) / "embeddings" / f"{_safe(embedder.name)}-{key}.npy"
+
+
+def cached_embeddings(
+    embedder: Embedder, dataset: Dataset, *, context: PredictContext, what: str
+) -> tuple[np.ndarray, str]:
+    """(float32 embeddings in table order, their cache key); ``what`` starts every error message.
+
+    A warm run stats each image and loads one file. A cold one reads each image once: to hash it,
+    and, where the embedder takes ``held``, to decode it from those same bytes.
+    """
+    root = str(dataset.root)
+    # Plain strings: on a warm run these joins and one stat each are most of the time left.
+    names = [os.path.join(root, p) for p in dataset.samples["path"]]
+    local = not _on_engine(embedder, context)  # an engine's actors read the files themselves
+    takes_bytes = local and "held" in inspect.signature(embedder.embed).parameters
+    try:
+        digests, held = read_digests(
+            names, store_for(context.cache_dir, root), hold_bytes=HELD_BYTES if takes_bytes else 0
+        )
+    except OSError as error:
+        raise ModelError(f"{what}: cannot read image {error.filename}: {error.strerror}") from error
+    key, path = embedding_cache(context.cache_dir, embedder, digests)
+    if not path.is_file():
+        with file_lock(path.with_suffix(".lock")):
+            if not path.is_file():
+                paths = [Path(name) for name in names]
+                features = np.asarray(_embed(embedder, paths, held, context=context), dtype=np.float32)
+                if features.ndim != 2 or len(features) != len(paths) or not np.isfinite(features).all():
+                    raise ModelError(
+                        f"{what}: embedder '{embedder.name}' returned an array of shape {features.shape} "
+                        f"(finite: {bool(np.isfinite(features).all())}); expected ({len(paths)}, d), all finite"
+                    )
+                with atomic_path(path) as temporary:
+                    np.save(temporary, features)
+                return features, key
+    return np.load(path), key
+
+
+def _on_engine(embedder: Embedder, context: PredictContext) -> bool:
+    return context.engine is not None and getattr(embedder, "spec_text", None) is not None
+
+
+def _embed(embedder: Embedder, paths: list[Path], held: dict[int, bytes], *, context: PredictContext) -> np.ndarray:
+    """Embeddings here (from ``held`` bytes where given), or on the engine's actors put back in table order."""
+    if not _on_engine(embedder, context) or not paths:
+        if held:
+            return embedder.embed(paths, progress=context.progress, held=held)
+        return embedder.embed(paths, progress=context.progress)
+    engine = context.engine
+    rows: list[list[float] | None] = [None] * len(paths)
+    bar = progress_bar(len(paths), f"{embedder.name} images", context.progress)
+    with bar:
+        batches = engine.batches(embedder, paths, batch_size=embedder.batch_size, progress=bar)
+        for positions, answers in batches:
+            for position, row in zip(positions, answers, strict=True):
+                rows[position] = row
+            bar.update(len(positions))
+    return np.array(rows, dtype=np.float32)
 
 
 def hog_probe(spec: Spec) -> LinearProbe:
