@@ -37,6 +37,8 @@ def load(state: RunState) -> tuple[list[Dataset], list[Model]]:
     """The datasets loaded and the models built (once per run); no model is asked anything yet."""
     if state.loaded is None:
         datasets = [_load_dataset(state, spec) for spec in state.dataset_specs]
+        for dataset in datasets:
+            dataset.remember_digests(state.cache_dir)  # a warm run hashes no unchanged image again
         models = [_build_model(state, spec) for spec in state.model_specs]
         _unique("dataset", [d.name for d in datasets])
         _unique("model", [m.name for m in models])

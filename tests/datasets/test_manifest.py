@@ -391,6 +391,41 @@ def test_fingerprint_follows_the_data_not_the_row_order(tmp_path):
     assert load(path).fingerprint() != first
 
 
+def test_digests_through_the_store_open_no_unchanged_image_again(tmp_path, monkeypatch):
+    import builtins
+    import hashlib
+    import io
+
+    from fer_fairness import _digests
+
+    monkeypatch.setattr(_digests, "RACY_NS", -(10**12))  # files just written count as settled
+    path = tree(tmp_path)
+    expected = [hashlib.sha256((tmp_path / "images" / f"s{i}.png").read_bytes()).hexdigest() for i in range(1, 5)]
+    cold = load(path)
+    cold.remember_digests(tmp_path / "cache")
+    assert list(cold.image_digests) == expected
+    opened, original = [], builtins.open
+
+    def counted(file, *args, **kwargs):
+        if str(file).endswith(".png"):
+            opened.append(str(file))
+        return original(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counted)
+    monkeypatch.setattr(io, "open", counted)
+    warm = load(path)  # a new run: loading checks decoding, so count only what the digests open
+    opened.clear()
+    warm.remember_digests(tmp_path / "cache")
+    assert list(warm.image_digests) == expected and opened == []
+    png(tmp_path / "images/s2.png", shade=255)  # new bytes, new mtime
+    changed = load(path)
+    opened.clear()
+    changed.remember_digests(tmp_path / "cache")
+    digests = list(changed.image_digests)
+    assert [Path(o).name for o in opened] == ["s2.png"]  # the changed file alone is read again
+    assert digests[1] == hashlib.sha256((tmp_path / "images/s2.png").read_bytes()).hexdigest() != expected[1]
+
+
 def test_fingerprint_changes_with_a_label(tmp_path):
     path = tree(tmp_path)
     first = load(path).fingerprint()

@@ -12,6 +12,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
+from fer_fairness._digests import now_ns, store_for
 from fer_fairness.errors import DatasetError
 from fer_fairness.labels import EMOTIONS
 
@@ -68,16 +69,33 @@ class Dataset:
         # Rows that share an image file read it once; each row then holds a code into the distinct
         # digests (a categorical: a few bytes a row, not a 64-character string per row).
         codes, paths = pd.factorize(self.samples["path"])
+        store = self.__dict__.get("_digest_store")  # remember_digests: unchanged files cost a stat
         known = []
         for path in paths:
             image = self.root / path
-            if image.is_file():
-                with image.open("rb") as file:  # streamed: a large image is never held whole
-                    known.append(hashlib.file_digest(file, "sha256").hexdigest())
-            else:
+            if not image.is_file():
                 known.append("")
+                continue
+            digest, stat = store.lookup(image) if store is not None else (None, None)
+            if digest is None:
+                started = now_ns()
+                with image.open("rb") as file:  # streamed: a large image is never held whole
+                    digest = hashlib.file_digest(file, "sha256").hexdigest()
+                if store is not None:
+                    store.remember(image, stat, digest, hashed_at_ns=started)
+            known.append(digest)
+        if store is not None:
+            store.save()
         digests, per_path = np.unique(np.asarray(known, dtype=object), return_inverse=True)
         return pd.Series(pd.Categorical.from_codes(per_path[codes], categories=digests), index=self.samples.index)
+
+    def remember_digests(self, cache_dir: Path | None) -> None:
+        """Have ``image_digests`` go through the digest store under ``cache_dir`` (_digests.py: a file
+        unchanged since it was hashed costs a stat, not a read), so a warm run opens no image. The
+        digests themselves are the same; call before their first use."""
+        if cache_dir is not None and "image_digests" not in self.__dict__:
+            # cached_property values live in the instance dict too; a frozen dataclass allows this
+            self.__dict__["_digest_store"] = store_for(cache_dir, self.root)
 
     def fingerprint(self) -> str:
         """Hash of sorted sample ids, labels, attributes and image bytes: changes when the data does."""
