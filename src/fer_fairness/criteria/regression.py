@@ -107,9 +107,6 @@ def change_in_gap(table, group: str, reference: str, detail: str, config) -> Mea
     first = estimate(0.95)
     if math.isnan(first.estimate):
         return undefined("a group has no evaluated faces in one of the runs")
-    se = (first.high - first.low) / (2 * float(norm.isf(0.025)))
-    centre = (first.high + first.low) / 2
-    p_value = float(2 * norm.sf(abs(centre) / se)) if se > 0 else (0.0 if centre else 1.0)
     if record is not None:
         note = "; ".join(
             n_
@@ -120,30 +117,47 @@ def change_in_gap(table, group: str, reference: str, detail: str, config) -> Mea
             )
             if n_
         )
+    return from_interval(
+        estimate,
+        metric=metric,
+        band=band,
+        threshold=threshold,
+        test_method=method,
+        n=n,
+        rates=rates,
+        inference=inference,
+        note=note,
+    )
+
+
+def from_interval(estimate, *, metric: str, band: Band, threshold: str, test_method: str, **fields) -> Measure:
+    """A Measure read from an interval function (``estimate(confidence)`` -> Estimate), as the change
+    of a gap has no closed-form test of its own: the p-value and the Wald power at the band's nearer
+    finite edge come from the 95% interval's centre and width (its implied standard error)."""
+    first = estimate(0.95)
+    se = (first.high - first.low) / (2 * float(norm.isf(0.025)))
+    centre = (first.high + first.low) / 2
+    p_value = float(2 * norm.sf(abs(centre) / se)) if se > 0 else (0.0 if centre else 1.0)
+    edge = min(abs(e) for e in (band.low, band.high) if math.isfinite(e))
 
     def interval_at(confidence: float, *, exact: bool = True) -> Interval:
         result = estimate(confidence)
         return result.low, result.high, confidence
 
     def power_at(alpha: float) -> float:
-        """Wald power to see a change at the band's nearer finite edge, at the observed variance."""
-        edge = min(abs(e) for e in (band.low, band.high) if math.isfinite(e))
         return float(norm.cdf(edge / se - norm.isf(alpha / 2))) if se > 0 else 1.0
 
     return Measure(
         metric=metric,
         estimate=first.estimate,
         p_value=p_value,
-        test_method=method,
+        test_method=test_method,
         band=band,
         null=0.0,
         threshold=threshold,
         interval_at=interval_at,
         power_at=power_at,
-        n=n,
-        rates=rates,
-        inference=inference,
-        note=note,
+        **fields,
     )
 
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import math
 
-from scipy.stats import norm
-
-from fer_fairness.criteria.measures import Interval, Measure, _undefined
+from fer_fairness.criteria.measures import Measure, _undefined
+from fer_fairness.criteria.regression import from_interval
 from fer_fairness.criteria.verdict import Band
 from fer_fairness.stats._results import Estimate
 from fer_fairness.stats.paired import PairedTable, change_in_gap_paired
@@ -58,34 +57,18 @@ def robustness_gap(table, group: str, reference: str, detail: str, config) -> Me
     if math.isnan(first.estimate):
         why = "a group has no face evaluated on both the clean and the perturbed image"
         return _undefined(metric, why, band=band, null=0.0, threshold=threshold, n=n, rates=rates)
-    se = (first.high - first.low) / (2 * float(norm.isf(0.025)))
-    centre = (first.high + first.low) / 2
-    p_value = float(2 * norm.sf(abs(centre) / se)) if se > 0 else (0.0 if centre else 1.0)
-
-    def interval_at(confidence: float, *, exact: bool = True) -> Interval:
-        result = estimate(confidence)
-        return result.low, result.high, confidence
-
-    def power_at(alpha: float) -> float:
-        """Wald power to see an extra drop at the band's edge, at the observed variance."""
-        return float(norm.cdf(tolerance / se - norm.isf(alpha / 2))) if se > 0 else 1.0
-
     drops = [(pt.baseline_only - pt.candidate_only) / pt.n for pt in tables]  # clean minus perturbed accuracy
     note = (
         f"{detail} costs {group} {drops[0]:.2f} accuracy and {reference} {drops[1]:.2f}: "
         f"{abs(first.estimate):.2f} {'more' if first.estimate >= 0 else 'less'} "
         f"[{first.low:.2f}, {first.high:.2f}] (95%, before correction)"
     )
-    return Measure(
+    return from_interval(
+        estimate,
         metric=metric,
-        estimate=first.estimate,
-        p_value=p_value,
-        test_method="difference of paired differences",
         band=band,
-        null=0.0,
         threshold=threshold,
-        interval_at=interval_at,
-        power_at=power_at,
+        test_method="difference of paired differences",
         n=n,
         rates=rates,
         inference="paired: each face clean and perturbed (Agresti-Min interval)",

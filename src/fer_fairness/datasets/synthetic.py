@@ -197,29 +197,30 @@ def _load(folder: Path, *, spec: SyntheticSpec, seed: int, counterfactual: bool)
     # Attributes named explicitly: counterfactual_id is a key, never a demographic attribute.
     samples, attributes, _ = validate_samples(raw, source=str(manifest), attributes=ATTRIBUTES)
     if counterfactual:
-        return Dataset(
-            name="synthetic-counterfactual",
-            root=folder,
-            samples=samples,
-            attributes=attributes,
-            emotions=tuple(e for e in BASIC_SEVEN if e in spec.emotions),
-            description=(
+        name, description = (
+            "synthetic-counterfactual",
+            (
                 f"procedurally drawn faces (v{VERSION}, seed {seed}), counterfactual: {spec.n_subjects} identities, "
                 f"each of {spec.n_images} draws rendered at every skin tone ({len(samples)} images); "
                 "renders of one draw differ only in skin luminance"
             ),
         )
+    else:
+        name, description = (
+            "synthetic",
+            (
+                f"procedurally drawn faces (v{VERSION}, seed {seed}): {spec.n_subjects} subjects, "
+                f"{spec.n_images} images; lower feature contrast on darker skin under fixed sensor noise, "
+                "few dark-skinned subjects"
+            ),
+        )
     return Dataset(
-        name="synthetic",
+        name=name,
         root=folder,
         samples=samples,
         attributes=attributes,
         emotions=tuple(e for e in BASIC_SEVEN if e in spec.emotions),
-        description=(
-            f"procedurally drawn faces (v{VERSION}, seed {seed}): {spec.n_subjects} subjects, "
-            f"{spec.n_images} images; lower feature contrast on darker skin under fixed sensor noise, "
-            "few dark-skinned subjects"
-        ),
+        description=description,
     )
 
 
