@@ -400,3 +400,79 @@ def test_too_few_subjects_per_group_is_a_model_error_not_a_traceback():
     ]
     with pytest.raises(ModelError, match=r"cannot split 6 subjects into 5 folds by subject"):
         outer_folds(pd.DataFrame(rows), ["race"], n_splits=5, seed=0)
+
+
+class Killed(Exception):
+    """Stands for the process dying mid-run."""
+
+
+def test_a_run_killed_half_way_embeds_only_the_parts_it_lacks(toy, tmp_path, monkeypatch):
+    monkeypatch.setattr(probe_module, "PART", 100)  # 336 images: parts of 100, 100, 100 and 36
+    table = separable(toy)
+    oracle = table.embed([toy.root / p for p in toy.samples["path"]], progress=False)
+    seen: list[int] = []
+
+    def dies_on_the_third_part(paths, *, progress):
+        if len(seen) == 2:
+            raise Killed
+        seen.append(len(paths))
+        return TableEmbedder.embed(table, paths, progress=progress)
+
+    monkeypatch.setattr(table, "embed", dies_on_the_third_part)
+    with pytest.raises(Killed):
+        probe_module.cached_embeddings(table, toy, context=context(tmp_path), what="test")
+    assert seen == [100, 100]
+    resumed = TableEmbedder("separable", table.rows)  # a new run, the same embedder settings
+    counted: list[int] = []
+    monkeypatch.setattr(resumed, "embed", lambda paths, *, progress: counted.append(len(paths)) or oracle[
+        [int(np.flatnonzero(toy.samples["path"].to_numpy() == Path(p).name)[0]) for p in paths]])  # fmt: skip
+    features, _ = probe_module.cached_embeddings(resumed, toy, context=context(tmp_path), what="test")
+    assert counted == [100, 36]  # only the two parts the killed run never wrote
+    np.testing.assert_array_equal(features, oracle.astype(np.float32))
+    assert not list((tmp_path / "cache" / "embeddings").glob("*.parts"))  # whole file written, parts dropped
+
+
+class ShuffledEngine:
+    """An engine whose batches come back out of order (as Ray's do), each answered by the embedder;
+    it can die after ``die_after`` batches."""
+
+    def __init__(self, *, die_after: int | None = None) -> None:
+        self.asked: list[int] = []
+        self.die_after = die_after
+
+    def batches(self, embedder, paths, *, batch_size, progress=None):
+        self.asked.append(len(paths))
+        starts = np.random.default_rng(0).permutation(np.arange(0, len(paths), batch_size))
+        for k, start in enumerate(starts.tolist()):
+            if self.die_after is not None and k == self.die_after:
+                raise Killed
+            positions = list(range(start, min(start + batch_size, len(paths))))
+            rows = TableEmbedder.embed(embedder, [paths[p] for p in positions], progress=False)
+            yield positions, [row.tolist() for row in rows]
+
+
+def test_on_an_engine_finished_parts_are_kept_when_the_run_dies(toy, tmp_path, monkeypatch):
+    monkeypatch.setattr(probe_module, "PART", 100)
+    table = separable(toy)
+    table.spec_text, table.batch_size = "table", 25  # an embedder an engine can run
+    oracle = TableEmbedder.embed(table, [toy.root / p for p in toy.samples["path"]], progress=False)
+    dying = ShuffledEngine(die_after=12)  # 12 of 14 batches answered, in shuffled order
+    with pytest.raises(Killed):
+        probe_module.cached_embeddings(
+            table,
+            toy,
+            context=PredictContext(seed=0, cache_dir=tmp_path / "cache", progress=False, engine=dying),
+            what="t",
+        )
+    parts = sorted((tmp_path / "cache" / "embeddings").glob("*.parts/*.npy"))
+    kept = sum(len(np.load(part)) for part in parts)
+    assert 0 < len(parts) < 4  # only parts whose every image was answered were written
+    engine = ShuffledEngine()
+    features, _ = probe_module.cached_embeddings(
+        table,
+        toy,
+        context=PredictContext(seed=0, cache_dir=tmp_path / "cache", progress=False, engine=engine),
+        what="t",
+    )
+    assert engine.asked == [336 - kept]  # the kept parts' images are not asked again
+    np.testing.assert_array_equal(features, oracle.astype(np.float32))

@@ -314,38 +314,89 @@ def cached_embeddings(
         with file_lock(path.with_suffix(".lock")):
             if not path.is_file():
                 paths = [Path(name) for name in names]
-                features = np.asarray(_embed(embedder, paths, held, context=context), dtype=np.float32)
-                if features.ndim != 2 or len(features) != len(paths) or not np.isfinite(features).all():
-                    raise ModelError(
-                        f"{what}: embedder '{embedder.name}' returned an array of shape {features.shape} "
-                        f"(finite: {bool(np.isfinite(features).all())}); expected ({len(paths)}, d), all finite"
-                    )
+                features = _embed_in_parts(embedder, paths, held, path, context=context, what=what)
                 with atomic_path(path) as temporary:
                     np.save(temporary, features)
+                _drop_parts(path)
                 return features, key
     return np.load(path), key
 
 
+# Images per partial file while a set is embedded: a run killed half-way (on a laptop or a cluster)
+# resumes with the parts it lacks, re-embedding at most one part's worth of finished work.
+PART = 4096
+
+
+def _embed_in_parts(
+    embedder: Embedder, paths: list[Path], held: dict[int, bytes], path: Path, *, context: PredictContext, what: str
+) -> np.ndarray:
+    """Embeddings of ``paths`` in table order, written part by part beside ``path`` as each completes
+    (a part's content is fixed by the whole set's key and its index); parts already on disk are read."""
+    batch = max(1, int(getattr(embedder, "batch_size", 1) or 1))
+    size = max(batch, PART // batch * batch)  # whole batches: each image meets the same batch as unparted
+    parts = [range(start, min(start + size, len(paths))) for start in range(0, len(paths), size)]
+    folder = _parts_folder(path)
+    done = {i: np.load(folder / f"{i:06d}.npy") for i in range(len(parts)) if (folder / f"{i:06d}.npy").is_file()}
+    missing = [i for i in range(len(parts)) if i not in done]
+    wanted = [position for i in missing for position in parts[i]]
+
+    def save(i: int, rows: np.ndarray) -> None:
+        rows = np.asarray(rows, dtype=np.float32)
+        if rows.ndim != 2 or len(rows) != len(parts[i]) or not np.isfinite(rows).all():
+            raise ModelError(
+                f"{what}: embedder '{embedder.name}' returned an array of shape {rows.shape} "
+                f"(finite: {bool(np.isfinite(rows).all())}); expected ({len(parts[i])}, d), all finite"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / f"{i:06d}.npy") as temporary:
+            np.save(temporary, rows)
+        done[i] = rows
+
+    bar = progress_bar(len(wanted), f"{embedder.name} images", context.progress)
+    with bar:
+        if not _on_engine(embedder, context):
+            for i in missing:
+                chunk = [paths[p] for p in parts[i]]
+                mine = {p - parts[i].start: held[p] for p in parts[i] if p in held}
+                rows = (
+                    embedder.embed(chunk, progress=False, held=mine) if mine else embedder.embed(chunk, progress=False)
+                )
+                save(i, rows)
+                bar.update(len(chunk))
+        elif wanted:
+            part_of = {position: i for i in missing for position in parts[i]}
+            answered: dict[int, list[float]] = {}
+            left = {i: len(parts[i]) for i in missing}
+            batches = context.engine.batches(embedder, [paths[p] for p in wanted], batch_size=batch, progress=bar)
+            for positions, answers in batches:
+                for position, row in zip(positions, answers, strict=True):
+                    original = wanted[position]
+                    answered[original] = row
+                    i = part_of[original]
+                    left[i] -= 1
+                    if left[i] == 0:  # a part is complete: written at once, so a kill keeps it
+                        save(i, [answered.pop(p) for p in parts[i]])
+                bar.update(len(positions))
+    return np.concatenate([done[i] for i in range(len(parts))]) if parts else np.zeros((0, 0), np.float32)
+
+
+def _parts_folder(path: Path) -> Path:
+    return path.with_name(path.stem + ".parts")
+
+
+def _drop_parts(path: Path) -> None:
+    """The whole file is written: its parts are no longer needed."""
+    folder = _parts_folder(path)
+    for part in folder.glob("*.npy"):
+        part.unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:  # absent, or another process is writing into it: harmless either way
+        pass
+
+
 def _on_engine(embedder: Embedder, context: PredictContext) -> bool:
     return context.engine is not None and getattr(embedder, "spec_text", None) is not None
-
-
-def _embed(embedder: Embedder, paths: list[Path], held: dict[int, bytes], *, context: PredictContext) -> np.ndarray:
-    """Embeddings here (from ``held`` bytes where given), or on the engine's actors put back in table order."""
-    if not _on_engine(embedder, context) or not paths:
-        if held:
-            return embedder.embed(paths, progress=context.progress, held=held)
-        return embedder.embed(paths, progress=context.progress)
-    engine = context.engine
-    rows: list[list[float] | None] = [None] * len(paths)
-    bar = progress_bar(len(paths), f"{embedder.name} images", context.progress)
-    with bar:
-        batches = engine.batches(embedder, paths, batch_size=embedder.batch_size, progress=bar)
-        for positions, answers in batches:
-            for position, row in zip(positions, answers, strict=True):
-                rows[position] = row
-            bar.update(len(positions))
-    return np.array(rows, dtype=np.float32)
 
 
 def hog_probe(spec: Spec) -> LinearProbe:
