@@ -117,9 +117,10 @@ class FakeAPI:
             self._queues[image].extend(behaviours)
 
     def hold_after(self, completed: int) -> None:
-        """From the ``completed + 1``-th request on, every request hangs (until ``close``)."""
+        """From the ``completed + 1``-th request on, every request hangs (until ``release`` or ``close``)."""
         with self._lock:
             self._hold_after = completed
+            self._release.clear()  # re-armed: after an earlier release, a "hang" would end at once
 
     def release(self) -> None:
         """Stop holding: hung requests end (their clients are gone) and new ones are answered."""
