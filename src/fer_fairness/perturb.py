@@ -105,9 +105,8 @@ def valid_sweep(value: object) -> bool:
 
 def sweep(thresholds: Thresholds) -> tuple[Perturbation, ...]:
     """The perturbations this run predicts under: none unless robustness_gap is enabled with some."""
-    if not any(c.requires == "perturbations" for c in thresholds.enabled()):
-        return ()
-    return tuple(parse(p) for p in thresholds.criterion("robustness_gap").perturbations)
+    wanted = [thresholds.criterion(c.name).perturbations for c in thresholds.enabled() if c.requires == "perturbations"]
+    return tuple(parse(p) for p in dict.fromkeys(p for listed in wanted for p in listed))
 
 
 def perturbed_dataset(dataset: Dataset, perturbation: Perturbation, cache_dir: Path) -> Dataset:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -12,7 +13,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
-from fer_fairness._digests import now_ns, store_for
+from fer_fairness._digests import read_digests, store_for
 from fer_fairness.errors import DatasetError
 from fer_fairness.labels import EMOTIONS
 
@@ -70,22 +71,18 @@ class Dataset:
         # digests (a categorical: a few bytes a row, not a 64-character string per row).
         codes, paths = pd.factorize(self.samples["path"])
         store = self.__dict__.get("_digest_store")  # remember_digests: unchanged files cost a stat
-        known = []
-        for path in paths:
-            image = self.root / path
-            if not image.is_file():
-                known.append("")
-                continue
-            digest, stat = store.lookup(image) if store is not None else (None, None)
-            if digest is None:
-                started = now_ns()
-                with image.open("rb") as file:  # streamed: a large image is never held whole
-                    digest = hashlib.file_digest(file, "sha256").hexdigest()
-                if store is not None:
-                    store.remember(image, stat, digest, hashed_at_ns=started)
-            known.append(digest)
+        files = [os.path.join(str(self.root), path) for path in paths]  # as the models key the same store
+        present = [i for i, name in enumerate(files) if os.path.isfile(name)]
+        known = [""] * len(files)  # an absent file has no digest
         if store is not None:
-            store.save()
+            found, _ = read_digests([files[i] for i in present], store, hold_bytes=0)
+        else:
+            found = []
+            for i in present:
+                with open(files[i], "rb") as file:  # streamed: a large image is never held whole
+                    found.append(hashlib.file_digest(file, "sha256").hexdigest())
+        for i, digest in zip(present, found, strict=True):
+            known[i] = digest
         digests, per_path = np.unique(np.asarray(known, dtype=object), return_inverse=True)
         return pd.Series(pd.Categorical.from_codes(per_path[codes], categories=digests), index=self.samples.index)
 
