@@ -206,6 +206,28 @@ def test_join_attaches_each_samples_own_outcome():
     assert list(joined.columns) == ["sample_id", "emotion", "race", "outcome"]
 
 
+@given(
+    ids=st.lists(st.text(min_size=1, max_size=4), min_size=1, max_size=8, unique=True),
+    order=st.randoms(use_true_random=False),
+    missing=st.booleans(),
+)
+@settings(max_examples=60, deadline=None)
+def test_join_in_the_samples_order_or_shuffled_gives_each_sample_its_own_outcome(ids, order, missing):
+    # the same-order shortcut and the look-up must agree; a missing id (NA) in place of a sample's is an error
+    answers = [(i, BASIC_SEVEN[k % len(BASIC_SEVEN)]) for k, i in enumerate(ids)]
+    shuffled = order.sample(answers, len(answers))
+    for given_outcomes in (answers, shuffled):
+        table = outcomes(given_outcomes)
+        if missing:
+            table.loc[len(table) - 1, "sample_id"] = None
+            with pytest.raises(ModelError):
+                join_outcomes(samples(ids), table, model="m", dataset="d")
+            continue
+        joined = join_outcomes(samples(ids), table, model="m", dataset="d")
+        assert joined["sample_id"].tolist() == ids
+        assert list(zip(joined["sample_id"], joined["outcome"], strict=True)) == answers
+
+
 def test_join_refuses_duplicate_predictions():
     given_outcomes = outcomes([("s1", "anger"), ("s2", "fear"), ("s1", "fear"), ("s2", "fear"), ("s3", "fear")])
     with pytest.raises(ModelError) as info:
@@ -365,3 +387,54 @@ def test_clusters_match_a_plain_loop_and_add_up_to_the_tensor(table):
     assert clusters_as_list(tensor) == expected
     for g in range(len(tensor.groups)):
         assert (tensor.clusters.counts[tensor.clusters.group == g].sum(axis=0) == tensor.counts[g]).all()
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(clustered_tables())
+def test_a_groups_share_from_its_persons_sums_equals_the_per_person_design_effect(table):
+    # Oracle: each person's (x_s, n_s) by walking the rows, then stats.design_effect's direct sum;
+    # the product reads the same from the group's cell Gram matrix (catalogue.share).
+    from fer_fairness import stats
+    from fer_fairness.criteria import catalogue
+
+    rows, attributes, labels = table
+    tensor = build_counts(pd.DataFrame(rows), attributes=attributes, labels=labels)
+    if tensor.clusters is None:
+        return
+    people = cluster_oracle(rows, attributes, tensor)
+    selectors = [(catalogue.correct, None), (catalogue.non_answer, None)]
+    selectors += [(catalogue.recall, e) for e in labels] + [(catalogue.over_attribution, e) for e in labels]
+    selectors += [(catalogue.confusion, f"{labels[0]}->{labels[-1]}")] if len(labels) > 1 else []
+    for group in tensor.groups:
+        persons = [counts for g, counts in people if g == group]
+        for select, detail in selectors:
+            found = catalogue.share(tensor, group, select, detail)
+            per_person = [select(np.asarray(c), tensor, detail) for c in persons]
+            xs = np.array([float(x) for x, _ in per_person])
+            ns = np.array([float(n) for _, n in per_person])
+            assert (found.x, found.n) == (int(xs.sum()), int(ns.sum()))
+            assert found.clusters == int(np.count_nonzero(ns))
+            assert found.deff == pytest.approx(stats.design_effect(x=xs, n=ns), rel=1e-12)
+
+
+@pytest.mark.parametrize("images_per_person", [1, 2])
+def test_a_selector_that_does_not_count_images_is_refused_with_clustered_and_plain_images(images_per_person):
+    from fer_fairness.criteria import catalogue
+    from fer_fairness.errors import ConfigError
+
+    rows = [
+        {"sample_id": str(i), "subject_id": f"p{i // images_per_person}", "race": "Black", "emotion": "anger"}
+        | {"outcome": "anger" if i % 3 else "fear"}
+        for i in range(12)
+    ]
+    tensor = build_counts(pd.DataFrame(rows), attributes=("race",), labels=("anger", "fear"))
+    assert (tensor.clusters is None) == (images_per_person == 1)
+
+    def biggest_cell(c, t, _detail):  # not a sum over cells
+        return c.max(axis=(-2, -1)), c.sum(axis=(-2, -1))
+
+    if tensor.clusters is None:
+        assert catalogue.share(tensor, "Black", biggest_cell, None).x == 8  # nothing to add up: taken as given
+        return
+    with pytest.raises(ConfigError, match="is not a sum over"):
+        catalogue.share(tensor, "Black", biggest_cell, None)

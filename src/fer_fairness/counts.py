@@ -17,6 +17,19 @@ from fer_fairness.labels import EMOTIONS, MODEL_NON_ANSWERS, NON_ANSWERS, NOT_EV
 GROUP_JOIN = "+"  # "skin_tone+gender" = "dark+female"
 
 
+@dataclass(frozen=True)
+class PersonSums:
+    """Sums over one group's persons of a selector's (x_s events, n_s images): how many persons have an
+    image counted, the sums of x_s and n_s, and of x_s^2, x_s n_s and n_s^2 (stats.design_effect_of_sums)."""
+
+    persons: int
+    x: int  # the group's events and images as the cell weights count them
+    n: int
+    xx: int
+    xn: int
+    nn: int
+
+
 @dataclass(frozen=True, kw_only=True)
 class ClusterCounts:
     """Per-subject counts within one grouping, kept sparse: entry i says that subject
@@ -74,6 +87,58 @@ class ClusterCounts:
         cell, count = self.entry_cell[lo:hi], self.entry_count[lo:hi]
         return tuple(np.bincount(local, weights=count * w[cell], minlength=last - first) for w in weights)
 
+    def sums(self, g: int, select, tensor: CountTensor, detail) -> PersonSums | None:
+        """What the design effect of group g under ``select`` needs of its persons, without a pass over
+        them per selector: (x_s, n_s) are linear in the cells, so the sums over persons of x_s^2,
+        x_s n_s and n_s^2 are quadratic forms in the cell weights of the group's cell Gram matrix
+        (computed once per group), and the persons with any image counted are looked up per set of
+        cells. Exact integers, like the per-person sums. None where the selector is not a count of
+        images (weights that are not whole, negative, or events outside the images counted): the
+        caller then reads ``per_subject``.
+        """
+        width = self.shape[0] * self.shape[1]
+        basis = np.eye(width, dtype=np.int64).reshape(width, *self.shape)
+        w_x, w_n = (np.broadcast_to(np.asarray(w), (width,)) for w in select(basis, tensor, detail))
+        if not all(np.issubdtype(w.dtype, np.integer) or np.array_equal(w, np.round(w)) for w in (w_x, w_n)):
+            return None
+        w_x, w_n = w_x.astype(np.int64), w_n.astype(np.int64)
+        if (w_n < 0).any() or (w_x < 0).any() or ((w_x != 0) & (w_n == 0)).any():
+            return None
+        gram, total = self._gram(g), tensor.counts[g].ravel()
+        return PersonSums(
+            persons=self._persons(g, w_n > 0),
+            x=int(total @ w_x),
+            n=int(total @ w_n),
+            xx=int(w_x @ gram @ w_x),
+            xn=int(w_x @ gram @ w_n),
+            nn=int(w_n @ gram @ w_n),
+        )
+
+    def _gram(self, g: int) -> np.ndarray:
+        """Group g's cells x cells matrix of sum over persons of count(cell i) * count(cell j)."""
+        key = ("gram", g)
+        if key not in self._bounds:
+            from scipy import sparse
+
+            first, last, lo, hi = self._range(g)
+            width = self.shape[0] * self.shape[1]
+            per_person = sparse.csr_matrix(
+                (self.entry_count[lo:hi], (self.entry_subject[lo:hi] - first, self.entry_cell[lo:hi])),
+                shape=(last - first, width),
+                dtype=np.int64,
+            )
+            self._bounds[key] = (per_person.T @ per_person).toarray()
+        return self._bounds[key]
+
+    def _persons(self, g: int, cells: np.ndarray) -> int:
+        """How many of group g's persons have an image in any of ``cells`` (a boolean per cell)."""
+        key = ("persons", g, cells.tobytes())
+        if key not in self._bounds:
+            first, last, lo, hi = self._range(g)
+            chosen = cells[self.entry_cell[lo:hi]] & (self.entry_count[lo:hi] > 0)
+            self._bounds[key] = len(np.unique(self.entry_subject[lo:hi][chosen]))
+        return self._bounds[key]
+
     def _range(self, g: int) -> tuple[int, int, int, int]:
         if g not in self._bounds:
             first, last = np.searchsorted(self.group, [g, g + 1])
@@ -113,6 +178,10 @@ class CountTensor:
 
 def join_outcomes(samples: pd.DataFrame, outcomes: pd.DataFrame, *, model: str, dataset: str) -> pd.DataFrame:
     """Attach each sample's outcome; every sample must have exactly one, and nothing else may appear."""
+    if _same_order(samples["sample_id"], outcomes["sample_id"]):
+        # The usual case (a model answers in the samples' order; a predictions file written from the
+        # manifest): one comparison, no hash of a million ids. Sample ids are unique (check_dataset).
+        return samples.assign(outcome=outcomes["outcome"].array)
     duplicated = outcomes["sample_id"].duplicated(keep=False)
     if duplicated.any():
         ids = ", ".join(sorted(outcomes.loc[duplicated, "sample_id"].astype(str).unique())[:5])
@@ -138,6 +207,14 @@ def join_outcomes(samples: pd.DataFrame, outcomes: pd.DataFrame, *, model: str, 
     return samples.assign(outcome=outcomes["outcome"].array.take(position))  # stays Arrow text if it was
 
 
+def _same_order(ids: pd.Series, given: pd.Series) -> bool:
+    """Whether ``given`` lists exactly ``ids`` in the same order (a missing id is never equal)."""
+    if len(ids) != len(given):
+        return False
+    equal = pd.array(given.array == ids.array, dtype="boolean")
+    return bool(equal.fillna(False).all())
+
+
 def group_names(frame: pd.DataFrame, attributes: tuple[str, ...]) -> pd.Series:
     """Each row's group in a grouping: its attribute values joined by GROUP_JOIN ("dark+female")."""
     group = frame[attributes[0]].astype(str)
@@ -154,6 +231,8 @@ class Coded:
 
     columns: dict[str, tuple[np.ndarray, tuple[str, ...]]]
     subjects: np.ndarray | None  # person code per row (a blank subject is a person of its own), or None
+    # Per grouping, what groups() and group_index() found: counts, cells and rows all ask for it.
+    _memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, joined: pd.DataFrame, columns) -> Coded:
@@ -168,11 +247,28 @@ class Coded:
 
     def groups(self, attributes: tuple[str, ...]) -> tuple[np.ndarray, tuple[tuple[str, ...], ...]]:
         """Each row's cell of the grouping as a code, and each code's value per attribute."""
+        key = ("groups", tuple(attributes))
+        if key not in self._memo:
+            self._memo[key] = self._groups(tuple(attributes))
+        return self._memo[key]
+
+    def group_index(self, attributes: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Each row's group as an index into the grouping's sorted group names ("dark+female"), and the names."""
+        key = ("group_index", tuple(attributes))
+        if key not in self._memo:
+            cell_code, cells = self.groups(attributes)
+            names = [GROUP_JOIN.join(values) for values in cells]
+            groups = tuple(sorted(set(names)))
+            g = np.array([groups.index(name) for name in names], dtype=np.int64)[cell_code] if names else cell_code
+            self._memo[key] = (g, groups)
+        return self._memo[key]
+
+    def _groups(self, attributes: tuple[str, ...]) -> tuple[np.ndarray, tuple[tuple[str, ...], ...]]:
         code, width = np.zeros(len(next(iter(self.columns.values()))[0]), dtype=np.int64), 1
         for attribute in reversed(attributes):
             codes, uniques = self.columns[attribute]
             code, width = code + codes * width, width * len(uniques)
-        present, cell = np.unique(code, return_inverse=True)
+        present, cell = _compact(code, width)
         values = []
         for combined in present.tolist():
             parts = []
@@ -181,7 +277,19 @@ class Coded:
                 combined, index = divmod(combined, len(uniques))
                 parts.append(uniques[index])
             values.append(tuple(reversed(parts)))
-        return cell.ravel().astype(np.int64), tuple(values)
+        return cell, tuple(values)
+
+
+def _compact(code: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ``code`` (ascending) and each row's position among them: np.unique's
+    (values, inverse), by one bincount where the values are bounded by ``width`` (no sort of the rows)."""
+    if width > max(4 * len(code), 1 << 16):  # a sparse product of many attributes: sorting is cheaper
+        present, cell = np.unique(code, return_inverse=True)
+        return present, cell.ravel().astype(np.int64)
+    present = np.flatnonzero(np.bincount(code, minlength=width))
+    position = np.zeros(width, dtype=np.int64)
+    position[present] = np.arange(len(present))
+    return present, position[code]
 
 
 def _lookup(codes: np.ndarray, uniques: tuple[str, ...], axis: tuple[str, ...]) -> np.ndarray:
@@ -201,10 +309,7 @@ def build_counts(
     """
     if coded is None:
         coded = Coded.of(joined, [*attributes, "emotion", "outcome"])
-    cell_code, cells = coded.groups(attributes)
-    names = [GROUP_JOIN.join(values) for values in cells]
-    groups = tuple(sorted(set(names)))
-    g = np.array([groups.index(name) for name in names], dtype=np.int64)[cell_code] if names else cell_code
+    g, groups = coded.group_index(attributes)
     outcome_codes, outcome_values = coded.columns["outcome"]
     predicted = set(outcome_values) - set(NON_ANSWERS)
     outcome_axis = tuple(e for e in EMOTIONS if e in set(labels) | predicted) + NON_ANSWERS

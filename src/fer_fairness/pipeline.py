@@ -92,7 +92,7 @@ def run(state: RunState, pairs: set[tuple[str, str]] | None = None) -> tuple[lis
         if any(c.requires == "covariates" for c in state.thresholds.enabled()):  # read images only when used
             if dataset.name not in measured:
                 measured[dataset.name] = covariates.for_dataset(dataset, state.cache_dir)
-            values = measured[dataset.name].set_axis(dataset.samples["sample_id"])
+            values = measured[dataset.name]  # row i is sample i, as in ``joined``
         perturbed = _perturbed_outcomes(state, model, dataset, context)
         tables.extend(_tables(state, model.name, dataset, joined, measured=values, perturbed=perturbed))
     # Every sample's outcome, with its image's digest: written beside fairness.json, so this run can
@@ -212,6 +212,7 @@ def _tables(
     groupings = _groupings(t, dataset)
     # Every column a grouping reads, factorised once for all groupings (counting is then integer work)
     coded = Coded.of(joined, [*itertools.chain.from_iterable(groupings), "emotion", "outcome"])
+    faces = None if planning or measured is None else _faces(coded, measured)
     for attributes in groupings:
         tensor = build_counts(joined, attributes=attributes, labels=dataset.emotions, coded=coded)
         if len(attributes) > 1 and t.intersection_comparisons == "one-reference":
@@ -228,7 +229,7 @@ def _tables(
                 tensor.groups, cells, [references[a] for a in attributes], all_pairs=t.comparisons == "all-pairs"
             )
         baseline = None if planning else _baseline_for(state, model, dataset, joined, attributes, tensor)
-        rows = None if planning or measured is None else _rows(joined, attributes, measured)
+        rows = None if faces is None else _rows(coded, attributes, *faces)
         scores = (
             None if planning else summarise(joined, attributes=attributes, groups=tensor.groups, labels=tensor.labels)
         )
@@ -256,21 +257,44 @@ def _tables(
     return tables
 
 
-def _rows(joined: pd.DataFrame, attributes: tuple[str, ...], values: pd.DataFrame) -> pd.DataFrame:
-    """One row per evaluated face: its group in this grouping, emotion, correctness, subject, covariates."""
-    evaluated = joined[joined["outcome"] != NOT_EVALUATED]
-    group = group_names(evaluated, attributes)
-    # Coded, not strings: a table per grouping holds a row per face (categoricals and integer subject
-    # codes are a few bytes a row where Python strings are about a hundred).
-    rows = pd.DataFrame(
-        {
-            "group": pd.Categorical(group.to_numpy()),
-            "emotion": pd.Categorical(evaluated["emotion"].to_numpy()),
-            "correct": (evaluated["outcome"] == evaluated["emotion"]).to_numpy(),
-            "subject_id": pd.factorize(evaluated["subject_id"].astype(str).to_numpy())[0],
-        }
-    )
-    return pd.concat([rows, values.reindex(evaluated["sample_id"].to_numpy()).reset_index(drop=True)], axis=1)
+def _faces(coded: Coded, measured: pd.DataFrame) -> tuple[np.ndarray, dict[str, Any]]:
+    """The evaluated faces' positions in the table, with the columns every grouping's rows share
+    (emotion, correctness, person, covariates): built once per table, not once per grouping."""
+    outcome, outcomes = coded.columns["outcome"]
+    emotion, emotions = coded.columns["emotion"]
+    not_evaluated = outcomes.index(NOT_EVALUATED) if NOT_EVALUATED in outcomes else -1
+    evaluated = np.flatnonzero(outcome != not_evaluated)
+    read_as = np.array([emotions.index(o) if o in emotions else -1 for o in outcomes], dtype=np.int64)
+    shared: dict[str, Any] = {
+        "emotion": _categorical(emotion[evaluated], emotions),
+        "correct": read_as[outcome[evaluated]] == emotion[evaluated] if len(outcomes) else np.zeros(0, dtype=bool),
+        # a person code, as the counts use it (an image without a subject is a person of its own)
+        "subject_id": np.arange(len(evaluated)) if coded.subjects is None else coded.subjects[evaluated],
+    }
+    for column in measured.columns:
+        shared[column] = measured[column].to_numpy(dtype=float)[evaluated]
+    return evaluated, shared
+
+
+def _rows(coded: Coded, attributes: tuple[str, ...], evaluated: np.ndarray, shared: dict[str, Any]) -> pd.DataFrame:
+    """One row per evaluated face: its group in this grouping, emotion, correctness, subject, covariates.
+
+    Coded, not strings (categoricals and integer person codes are a few bytes a row where Python
+    strings are about a hundred), and every grouping's frame holds the same arrays for all columns
+    but the group (copy=False), so three groupings of a million faces cost one covariate block.
+    """
+    g, groups = coded.group_index(attributes)
+    return pd.DataFrame({"group": _categorical(g[evaluated], groups), **shared}, copy=False)
+
+
+def _categorical(codes: np.ndarray, values: tuple[str, ...]) -> pd.Categorical:
+    """The values at ``codes`` as a categorical of the values present, in sorted order (as
+    pd.Categorical of the strings would make it, without building the strings)."""
+    present = np.flatnonzero(np.bincount(codes, minlength=len(values))) if len(codes) else np.zeros(0, dtype=np.int64)
+    order = sorted(present.tolist(), key=lambda i: values[i])
+    position = np.full(len(values), -1, dtype=np.int64)
+    position[order] = np.arange(len(order))
+    return pd.Categorical.from_codes(position[codes], categories=[values[i] for i in order])
 
 
 def _baseline_for(

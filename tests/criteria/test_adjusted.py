@@ -12,11 +12,11 @@ import pytest
 import statsmodels.formula.api as smf
 from scipy.special import expit
 
-from fer_fairness.counts import build_counts
+from fer_fairness import pipeline
+from fer_fairness.counts import Coded, build_counts
 from fer_fairness.criteria.adjusted import adjusted_gap
 from fer_fairness.criteria.evaluate import Table, evaluate
 from fer_fairness.criteria.verdict import Verdict
-from fer_fairness.pipeline import _rows
 
 from ._build import policy
 from .coherence import assert_coherent
@@ -59,9 +59,15 @@ def _faces(*, n: int, seed: int, dark: float, logit) -> tuple[pd.DataFrame, pd.D
     return joined, values
 
 
+def _rows_of_faces(joined: pd.DataFrame, values: pd.DataFrame) -> pd.DataFrame:
+    """The rows the pipeline builds for the grouping by race (covariates in the faces' order)."""
+    coded = Coded.of(joined, ["race", "emotion", "outcome"])
+    return pipeline._rows(coded, ("race",), *pipeline._faces(coded, values))
+
+
 def _table(joined: pd.DataFrame, values: pd.DataFrame) -> Table:
     tensor = build_counts(joined, attributes=("race",), labels=EMOTIONS)
-    rows = _rows(joined, ("race",), values)
+    rows = _rows_of_faces(joined, values)
     return Table(model="m", dataset="d", tensor=tensor, pairs=(("Black", "White"),), rows=rows)
 
 
@@ -115,14 +121,14 @@ def test_marginal_standardisation_matches_statsmodels_predictions():
     joined, values = _faces(
         n=400, seed=3, dark=0.45, logit=lambda black, lum, e: 0.3 - 0.5 * black + 3.0 * lum - 0.4 * e
     )
-    rows = _rows(joined, ("race",), values)
+    rows = _rows_of_faces(joined, values)
     measure = adjusted_gap(rows, group="Black", reference="White", tolerance=0.05)
     assert measure.estimate == pytest.approx(_oracle(rows), abs=1e-6)
 
 
 def test_the_interval_width_matches_a_bootstrap_of_the_direct_computation():
     joined, values = _faces(n=300, seed=4, dark=0.45, logit=lambda black, lum, e: 0.3 - 0.5 * black + 3.0 * lum)
-    rows = _rows(joined, ("race",), values)
+    rows = _rows_of_faces(joined, values)
     measure = adjusted_gap(rows, group="Black", reference="White", tolerance=0.05)
     low, high, _ = measure.interval_at(0.95)
     delta_se = (high - low) / (2 * 1.959964)
@@ -176,7 +182,7 @@ def test_degenerate_fits_are_undefined_with_their_reason():
 def test_an_emotion_read_right_every_time_is_fitted_out_not_a_degenerate_fit():
     # happiness is always right in both groups: its coefficient would be infinite; its faces add 0.
     joined, values = _faces(n=400, seed=6, dark=0.45, logit=lambda black, lum, e: np.where(e == 1, 50.0, lum - black))
-    rows = _rows(joined, ("race",), values)
+    rows = _rows_of_faces(joined, values)
     assert rows.loc[rows["emotion"] == "happiness", "correct"].all()
     measure = adjusted_gap(rows, group="Black", reference="White", tolerance=0.05)
     assert not measure.undefined

@@ -1,10 +1,12 @@
 """The generic manifest loader and the sample-table checks, on small trees built in tmp_path."""
 
 import csv
+import dataclasses
 import os
 import re
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -424,6 +426,37 @@ def test_digests_through_the_store_open_no_unchanged_image_again(tmp_path, monke
     digests = list(changed.image_digests)
     assert [Path(o).name for o in opened] == ["s2.png"]  # the changed file alone is read again
     assert digests[1] == hashlib.sha256((tmp_path / "images/s2.png").read_bytes()).hexdigest() != expected[1]
+
+
+def test_fingerprint_is_its_definition_written_row_by_row(tmp_path):
+    # The oracle: the definition in plain Python (rows sorted by sample id as Python sorts text; per
+    # column "\x1f".join of the values, framed by name and length; then every image's 32 digest bytes,
+    # zeros for an absent file), on ids and values Arrow must order and encode as Python does.
+    import hashlib
+
+    rows = [
+        ["é1", "images/a.png", "anger", "p1", "Black", "female"],
+        ["z9", "images/b.png", "fear", "p2", "名前", "male"],
+        ["E2", "images/c.png", "anger", "p1", "Black", "female"],
+        ["😀", "images/d.png", "happiness", "p3", "White, Irish", "female"],
+        ["a b", "images/e.png", "anger", "p3", "White, Irish", "male"],
+    ]
+    path = tree(tmp_path, rows=rows)
+    dataset = load(path)
+    samples = dataset.samples
+    order = sorted(range(len(samples)), key=lambda i: str(samples["sample_id"].iloc[i]))
+    digest = hashlib.sha256()
+    for column in ["sample_id", "path", "emotion", "subject_id", *dataset.attributes]:
+        values = [str(samples[column].iloc[i]) for i in order]
+        digest.update(f"{column}\x1d{len(values)}\x1d".encode())
+        digest.update("\x1f".join(values).encode())
+        digest.update(b"\x1e")
+    for i in order:
+        digest.update(hashlib.sha256((tmp_path / samples["path"].iloc[i]).read_bytes()).digest())
+    assert dataset.fingerprint() == digest.hexdigest()[:16]
+    # the same table in two pieces (as a large CSV or a concat leaves its columns) hashes alike
+    pieces = dataclasses.replace(dataset, samples=pd.concat([samples.iloc[:2], samples.iloc[2:]]))
+    assert pieces.fingerprint() == digest.hexdigest()[:16]
 
 
 def test_fingerprint_changes_with_a_label(tmp_path):

@@ -29,3 +29,29 @@ def test_a_bad_level_is_rejected_even_after_a_good_one_was_remembered():
     small_cluster_factor(clusters=5, confidence=0.95)
     with pytest.raises(ValueError, match="confidence"):
         small_cluster_factor(clusters=5, confidence=1.5)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_design_effect_from_sums_is_the_design_effect_of_the_persons(seed):
+    # Oracle: the Rao-Scott sum over persons written out here; edge cases (one person, p = 0 or 1,
+    # persons without images) included by the draws below.
+    import numpy as np
+
+    from fer_fairness.stats import design_effect, design_effect_of_sums
+
+    rng = np.random.default_rng(seed)
+    k = [1, 2, 5, 40, 300, 3][seed]
+    ns = rng.integers(0, 9, size=k)
+    rate = [0.5, 0.3, 0.0, 0.8, 0.5, 1.0][seed]
+    xs = rng.binomial(ns, rate)
+    used = ns > 0
+    x, n, persons = xs.sum(), ns.sum(), int(used.sum())
+    if persons >= 2 and 0 < x < n:
+        p = x / n
+        direct = persons / (persons - 1) * ((xs - p * ns) ** 2).sum() / n**2 / (p * (1 - p) / n)
+        expected = max(1.0, direct)
+    else:
+        expected = 1.0
+    sums = dict(x=int(x), n=int(n), xx=int((xs * xs).sum()), xn=int((xs * ns).sum()), nn=int((ns * ns).sum()))
+    assert design_effect_of_sums(clusters=persons, **sums) == pytest.approx(expected, rel=1e-12)
+    assert design_effect(x=xs, n=ns) == pytest.approx(expected, rel=1e-12)

@@ -167,22 +167,33 @@ def share(t: CountTensor, group: str, select: Selector, detail: str | None):
     from fer_fairness.criteria import measures
 
     key = ("share", group, select, detail)  # a reference group's share recurs in every pair it is in
-    if key not in t.memo:
-        g = t.groups.index(group)
-        x, n = select(t.counts[g], t, detail)
-        clusters = t.clusters
-        per_subject = None if clusters is None else clusters.per_subject(g, select, t, detail)
-        adds_up = per_subject is None or all(
-            int(round(v.sum())) == int(w) for v, w in zip(per_subject, (x, n), strict=True)
-        )
-        if not adds_up:
-            # The persons must add up to the group; a selector that is not a sum over cells would not.
-            raise ConfigError(
-                f"selector {getattr(select, '__name__', select)!r} is not a sum over (true, outcome) cells: its "
-                "persons' counts do not add up to the group's; a criterion's selector must count images"
-            )
-        t.memo[key] = measures.Share.of(x, n, per_subject)
-    return t.memo[key]
+    if key in t.memo:
+        return t.memo[key]
+    g = t.groups.index(group)
+    x, n = select(t.counts[g], t, detail)
+    clusters = t.clusters
+    sums = None if clusters is None else clusters.sums(g, select, t, detail)
+    if clusters is None:
+        found = measures.Share.of(x, n)
+    elif sums is not None:  # a count of images: its persons' sums from the group's cell Gram matrix
+        if (int(round(float(x))), int(round(float(n)))) != (sums.x, sums.n):
+            raise _not_a_count(select)
+        found = measures.Share.of_sums(sums)
+    else:
+        per_subject = clusters.per_subject(g, select, t, detail)
+        if any(int(round(v.sum())) != int(w) for v, w in zip(per_subject, (x, n), strict=True)):
+            raise _not_a_count(select)
+        found = measures.Share.of(x, n, per_subject)
+    t.memo[key] = found
+    return found
+
+
+def _not_a_count(select: Selector) -> ConfigError:
+    # The persons must add up to the group; a selector that is not a sum over cells would not.
+    return ConfigError(
+        f"selector {getattr(select, '__name__', select)!r} is not a sum over (true, outcome) cells: its "
+        "persons' counts do not add up to the group's; a criterion's selector must count images"
+    )
 
 
 def strata(t: CountTensor, group: str):

@@ -60,6 +60,14 @@ class Share:
         xs, ns = per_subject
         return cls(x=int(x), n=int(n), deff=stats.design_effect(x=xs, n=ns), clusters=int(np.count_nonzero(ns)))
 
+    @classmethod
+    def of_sums(cls, sums) -> Share:
+        """As ``of``, from the persons' sums (counts.PersonSums) instead of their counts."""
+        deff = stats.design_effect_of_sums(
+            clusters=sums.persons, x=sums.x, n=sums.n, xx=sums.xx, xn=sums.xn, nn=sums.nn
+        )
+        return cls(x=sums.x, n=sums.n, deff=deff, clusters=sums.persons)
+
     def factor(self, confidence: float) -> float:
         """What one image counts for less: the design effect, widened for an estimated variance."""
         if self.deff <= 1.0:

@@ -2,7 +2,7 @@
 
 from ._results import Estimate, Interval, RatioEstimate, TestResult
 from .bootstrap import bootstrap_counts
-from .clustered import design_effect, small_cluster_factor
+from .clustered import design_effect, design_effect_of_sums, small_cluster_factor
 from .corrections import Correction, adjust_p_values, corrected_confidence
 from .exact import calibrated_confidence
 from .intervals import katz_ratio, newcombe_difference, wilson_interval
@@ -28,6 +28,7 @@ __all__ = [
     "calibrated_confidence",
     "cmh_association_test",
     "design_effect",
+    "design_effect_of_sums",
     "corrected_confidence",
     "katz_ratio",
     "mantel_haenszel_difference",

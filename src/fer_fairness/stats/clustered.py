@@ -33,6 +33,20 @@ def design_effect(*, x: np.ndarray, n: np.ndarray) -> float:
     return max(1.0, robust / (p * (1 - p) / total))
 
 
+def design_effect_of_sums(*, clusters: int, x: float, n: float, xx: float, xn: float, nn: float) -> float:
+    """design_effect from sums over the K clusters with images (x = sum x_s, n = sum n_s, xx = sum x_s^2,
+    xn = sum x_s n_s, nn = sum n_s^2): sum (x_s - p n_s)^2 = xx - 2 p xn + p^2 nn, so a caller holding
+    these sums (counts.ClusterCounts.sums) needs no pass over the persons. Same value and edge cases."""
+    if clusters < 2 or n <= 0:
+        return 1.0
+    p = x / n
+    if p <= 0.0 or p >= 1.0:
+        return 1.0
+    squares = max(0.0, xx - 2 * p * xn + p * p * nn)  # >= 0 exactly; rounding may dip below near 0
+    robust = clusters / (clusters - 1) * squares / n**2
+    return max(1.0, robust / (p * (1 - p) / n))
+
+
 def small_cluster_factor(*, clusters: int, confidence: float) -> float:
     """(t_{K-1} / z)^2 at the two-sided level: the extra width a robust variance from K clusters needs.
 
