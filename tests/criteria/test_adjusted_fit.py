@@ -15,20 +15,20 @@ import pytest
 import statsmodels.api as sm
 from scipy.special import expit
 
-from fer_fairness.criteria.adjusted import _Design, _fit, adjusted_gap
+from fer_fairness.criteria.adjusted import _clusters, _Design, _fit, adjusted_gap
 
 COVARIATES = ("luminance", "contrast", "sharpness")
 
 
-def _design(rng, n: int, k: int, emotions: int) -> tuple[_Design, np.ndarray]:
+def _design(rng, n: int, k: int, emotions: int) -> tuple[_Design, np.ndarray, np.ndarray]:
     group = (rng.random(n) < 0.4).astype(float)
     z = rng.normal(size=(n, k))
+    # the design takes its rows sorted by emotion (adjusted_gap sorts them once)
     emotion = np.sort(rng.integers(0, emotions, n)) if emotions > 1 else np.zeros(n, dtype=np.intp)
-    rng.shuffle(emotion)
     dummies = np.zeros((n, emotions - 1))
     dummies[np.flatnonzero(emotion), emotion[emotion > 0] - 1] = 1.0
     dense = np.column_stack([np.ones(n), group, z, dummies])
-    return _Design(group=group, z=z, emotion=emotion), dense
+    return _Design.of(group=group, z=z, emotion=emotion), dense, emotion
 
 
 @pytest.mark.parametrize(
@@ -37,7 +37,7 @@ def _design(rng, n: int, k: int, emotions: int) -> tuple[_Design, np.ndarray]:
 )
 def test_coefficients_equal_statsmodels_newton(seed, n, k, emotions, scale):
     rng = np.random.default_rng(seed)
-    design, dense = _design(rng, n, k, emotions)
+    design, dense, _ = _design(rng, n, k, emotions)
     truth = rng.normal(0, scale, dense.shape[1])
     y = (rng.random(n) < expit(dense @ truth)).astype(float)
     beta, hessian, why = _fit(y, design)
@@ -50,17 +50,17 @@ def test_coefficients_equal_statsmodels_newton(seed, n, k, emotions, scale):
 
 def test_a_design_that_separates_or_is_aliased_is_refused_with_the_reason():
     rng = np.random.default_rng(4)
-    design, dense = _design(rng, 400, 2, 2)
+    design, _, emotion = _design(rng, 400, 2, 2)
     # the first covariate decides correctness exactly: complete separation
     y = (design.z[:, 0] > 0).astype(float)
     assert _fit(y, design)[2] == "perfect separation: the group or a covariate predicts correctness exactly"
     # quasi-complete: right above a rounded covariate's 0, wrong below, a coin at 0 (no finite MLE)
     cut = np.round(design.z[:, 0])
-    quasi = _Design(group=design.group, z=np.column_stack([cut, design.z[:, 1]]), emotion=design.emotion)
+    quasi = _Design.of(group=design.group, z=np.column_stack([cut, design.z[:, 1]]), emotion=emotion)
     y = np.where(cut > 0, 1.0, np.where(cut < 0, 0.0, (rng.random(400) < 0.5).astype(float)))
     assert _fit(y, quasi)[2].startswith("the logistic fit did not converge")
     # a covariate equal to the group indicator: the design has no full rank
-    aliased = _Design(group=design.group, z=np.column_stack([design.group, design.z[:, 1]]), emotion=design.emotion)
+    aliased = _Design.of(group=design.group, z=np.column_stack([design.group, design.z[:, 1]]), emotion=emotion)
     y = (rng.random(400) < 0.5).astype(float)
     assert _fit(y, aliased)[2].startswith("the group cannot be told apart")
 
@@ -142,3 +142,25 @@ def test_estimate_and_standard_error_equal_a_direct_computation(seed, categorica
     assert "emotions only one group shows, left out: fear" in measure.note
     assert "constant here, not adjusted for: sharpness" in measure.note
     assert f"{int(rows['contrast'].isna().sum())} face(s) without covariates left out of the fit" in measure.note
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        np.array([7, 3, 7, 0, 3, 9, 9, 9]),  # person codes with gaps: the table path
+        np.array([-2, 5, -2, 5, 1]),  # negative: hashed
+        np.array([10**12, 4, 10**12]),  # too sparse for a table: hashed
+        np.array(["p1", "p0", "p1", "p2"], dtype=object),
+    ],
+)
+def test_person_codes_group_the_same_faces_as_factorize(ids):
+    codes, oracle = _clusters(ids), pd.factorize(ids)[0]
+    # the same partition of the faces, numbered 0..K-1 (the numbering itself may differ)
+    assert sorted(set(codes.tolist())) == list(range(len(set(oracle.tolist()))))
+    assert len(set(zip(codes.tolist(), oracle.tolist(), strict=True))) == len(set(oracle.tolist()))
+
+
+def test_a_design_whose_rows_are_not_sorted_by_emotion_is_refused():
+    # its dummies are runs of rows: unsorted rows would silently give a different design
+    with pytest.raises(ValueError, match="sorted by emotion"):
+        _Design.of(group=np.zeros(3), z=np.zeros((3, 0)), emotion=np.array([1, 0, 1]))
