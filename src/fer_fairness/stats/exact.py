@@ -121,7 +121,9 @@ def _calibrated_z(
     gamma = _NUISANCE_SHARE * budget
     target = budget - gamma
     weights = _edge_weights(compare, n1, n0, pooled, edges, gamma, negligible=_NEGLIGIBLE * target / (n1 + n0 + 2))
-    bounds = _table_bounds(compare, n1, n0)
+    if not weights:
+        return None  # no edge is at risk: every level meets the target, the nominal one included
+    bounds, weights = _in_box(compare, n1, n0, weights)
 
     def meets(z: float) -> bool:
         return not _exceeds(bounds(z), weights, target)
@@ -167,15 +169,39 @@ def _errors(bounds: tuple[np.ndarray, np.ndarray], weights: list[_EdgeWeights]) 
             yield float(probability.max())
 
 
+def _in_box(compare: Compare, n1: int, n0: int, weights: list[_EdgeWeights]) -> tuple[Bounds, list[_EdgeWeights]]:
+    """Bounds for the box of tables some edge keeps, and the weights with their slices into that box."""
+    # The error sums read only each edge's kept tables, so the intervals are computed for the box
+    # that holds them all; elementwise, each table's bounds are the same floats as on the full table.
+    rows = (min(kept.start for _, kept, *_ in weights), max(kept.stop for _, kept, *_ in weights))
+    columns = (min(kept.start for _, _, kept, *_ in weights), max(kept.stop for _, _, kept, *_ in weights))
+    boxed = [
+        (edge, _shifted(kept1, rows[0]), _shifted(kept0, columns[0]), pmf1, pmf0, tail)
+        for edge, kept1, kept0, pmf1, pmf0, tail in weights
+    ]
+    return _table_bounds(compare, n1, n0, rows, columns), boxed
+
+
 def _edge_weights(
-    compare: Compare, n1: int, n0: int, pooled: int, edges: tuple[float, ...], gamma: float, negligible: float
+    compare: Compare,
+    n1: int,
+    n0: int,
+    pooled: int,
+    edges: tuple[float, ...],
+    gamma: float,
+    negligible: float,
+    *,
+    window: bool = True,
 ) -> list[_EdgeWeights]:
-    """Per edge, the binomial pmfs of both groups at each grid rate with the truth at that edge."""
+    """Per edge, the binomial pmfs of both groups at each grid rate with the truth at that edge.
+
+    window=False computes each pmf for every count (the reference the window must reproduce).
+    """
     total = n1 + n0
     # Clopper & Pearson 1934 interval for the pooled rate at level 1 - gamma.
     mean_low = 0.0 if pooled == 0 else float(stats.beta.ppf(gamma / 2, pooled, total - pooled + 1))
     mean_high = 1.0 if pooled == total else float(stats.beta.isf(gamma / 2, pooled + 1, total - pooled))
-    weights = []
+    grids = []
     for edge in edges:
         # The pooled mean is (n1 * p1 + n0 * p0) / total; solve for p0 with p1 tied to p0 by the edge.
         if compare == "difference":
@@ -188,14 +214,65 @@ def _edge_weights(
             continue  # no rate at this edge is consistent with the pooled count: only gamma is at risk
         p0 = np.linspace(p0_low, p0_high, _GRID_POINTS)
         p1 = np.clip(p0 + edge if compare == "difference" else p0 * edge, 0.0, 1.0)
-        pmf1 = stats.binom.pmf(np.arange(n1 + 1)[None, :], n1, p1[:, None])
-        pmf0 = stats.binom.pmf(np.arange(n0 + 1)[None, :], n0, p0[:, None])
-        # Only tables with a say at some grid rate are enumerated; the rest are charged in full.
-        rows, columns = _support(pmf1, negligible), _support(pmf0, negligible)
+        grids.append((edge, p1, p0))
+    # Only tables with a say at some grid rate are enumerated; the rest are charged in full.
+    rates = [rate for _, p1, p0 in grids for rate in (p1, p0)]
+    windows = _windows([n1, n0] * len(grids), rates, negligible) if window else [None] * len(rates)
+    weights = []
+    for index, (edge, p1, p0) in enumerate(grids):
+        rows, pmf1 = _kept_pmf(n1, p1, negligible, windows[2 * index])
+        columns, pmf0 = _kept_pmf(n0, p0, negligible, windows[2 * index + 1])
         pmf1, pmf0 = pmf1[:, rows], pmf0[:, columns]
         tail = np.clip(1.0 - pmf1.sum(axis=1) * pmf0.sum(axis=1), 0.0, 1.0)
         weights.append((edge, rows, columns, pmf1, pmf0, tail))
     return weights
+
+
+def _windows(sizes: list[int], rates: list[np.ndarray], negligible: float) -> list[slice | None]:
+    """Per group (sizes[i] trials at rates[i]), counts holding all whose pmf may exceed negligible, or None."""
+    # Why the window holds them. Let q = negligible / 4 and lo, hi the smallest and largest rate.
+    # Binomials are stochastically ordered in the rate, so for any count k and any rate p >= lo,
+    # every j <= k has pmf(j; p) <= P(X <= k; p) <= P(X <= k; lo); binom.ppf(q, n, lo) is the
+    # smallest k with P(X <= k; lo) >= q, so every count below it has pmf < q at every rate. The
+    # same holds mirrored (n - X is binomial at 1 - p) for counts above n - ppf(q, n, 1 - hi). The
+    # factor 4 in q absorbs the relative rounding of the computed pmf, of 1 - hi and of the quantile
+    # (each far below 1e-12 relative), so no count outside has a computed pmf over negligible. Two
+    # counts of margin per side, and the guard in _kept_pmf, cover a quantile off by a count.
+    # One call for every group: scipy's argument checks cost more than the quantiles themselves.
+    bottoms = [float(rate.min()) for rate in rates]
+    tops = [1.0 - float(rate.max()) for rate in rates]
+    quantiles = stats.binom.ppf(negligible / 4, sizes * 2, bottoms + tops)
+    windows = []
+    for n, first, mirrored in zip(sizes, quantiles[: len(sizes)], quantiles[len(sizes) :], strict=True):
+        finite = math.isfinite(first) and math.isfinite(mirrored)
+        windows.append(slice(max(0, int(first) - 2), min(n + 1, n - int(mirrored) + 3)) if finite else None)
+    return windows
+
+
+def _kept_pmf(n: int, rates: np.ndarray, negligible: float, window: slice | None) -> tuple[slice, np.ndarray]:
+    """_support of the pmfs of counts 0..n at these rates, and those pmfs: exact on the support.
+
+    With a window (from _windows), the pmf is computed only for its counts; the rest of the (rates,
+    n + 1) array is 0, so slicing it by the support gives the same floats in the same memory layout
+    as computing every count (window None, the reference).
+    """
+    if window is None:
+        pmf = stats.binom.pmf(np.arange(n + 1)[None, :], n, rates[:, None])
+        return _support(pmf, negligible), pmf
+    start, stop = window.start, window.stop
+    pmf = np.zeros((rates.size, n + 1))
+    pmf[:, start:stop] = stats.binom.pmf(np.arange(start, stop)[None, :], n, rates[:, None])
+    kept = np.flatnonzero(pmf[:, start:stop].max(axis=0) > negligible) + start
+    # Inside the window the pmfs are computed elementwise, the same floats; the support is exact
+    # unless it reaches a window edge short of 0 or n (a quantile off by more than the margin), or
+    # there is none at all: then every count is computed.
+    if not kept.size or (kept[0] == start > 0) or (kept[-1] == stop - 1 < n):
+        return _kept_pmf(n, rates, negligible, None)
+    return slice(int(kept[0]), int(kept[-1]) + 1), pmf
+
+
+def _shifted(kept: slice, start: int) -> slice:
+    return slice(kept.start - start, kept.stop - start)
 
 
 def _support(pmf: np.ndarray, negligible: float) -> slice:
@@ -204,14 +281,12 @@ def _support(pmf: np.ndarray, negligible: float) -> slice:
     return slice(int(kept[0]), int(kept[-1]) + 1) if kept.size else slice(0, pmf.shape[1])
 
 
-# Records of one table share their sizes (n1, n0) while the pooled count differs, and the Katz terms
-# cost as much as an error sum; a pure function of its arguments (the bounds it returns are fresh
-# arrays, the cached terms are never written), kept for a few sizes since each holds a table's arrays.
-@functools.lru_cache(maxsize=16)
-def _table_bounds(compare: Compare, n1: int, n0: int) -> Bounds:
-    """z -> (low, high), each of shape (n1 + 1, n0 + 1), for every table of these sizes."""
-    x1 = np.arange(n1 + 1)[:, None]
-    x0 = np.arange(n0 + 1)[None, :]
+def _table_bounds(compare: Compare, n1: int, n0: int, rows: tuple[int, int], columns: tuple[int, int]) -> Bounds:
+    """z -> (low, high) for the tables with x1 in range(*rows) and x0 in range(*columns)."""
+    # Not cached: the box follows the pooled count, and the Katz terms of a box cost about one
+    # evaluation of its bounds, fewer than the full table's terms a cache by sizes would keep.
+    x1 = np.arange(*rows)[:, None]
+    x0 = np.arange(*columns)[None, :]
     if compare == "difference":
         return lambda z: newcombe_bounds(x1=x1, n1=n1, x0=x0, n0=n0, z=z)
     return _katz_terms(x1=x1, n1=n1, x0=x0, n0=n0)
