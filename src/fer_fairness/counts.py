@@ -136,7 +136,8 @@ class ClusterCounts:
         if key not in self._bounds:
             first, last, lo, hi = self._range(g)
             chosen = cells[self.entry_cell[lo:hi]] & (self.entry_count[lo:hi] > 0)
-            self._bounds[key] = len(np.unique(self.entry_subject[lo:hi][chosen]))
+            subjects = self.entry_subject[lo:hi][chosen]  # non-decreasing: a new person where it steps up
+            self._bounds[key] = int(len(subjects) > 0) + int(np.count_nonzero(subjects[1:] != subjects[:-1]))
         return self._bounds[key]
 
     def _range(self, g: int) -> tuple[int, int, int, int]:
@@ -354,7 +355,8 @@ def _clusters(
     if codes is None:
         return None
     span = int(codes.max()) + 1 if len(codes) else 1
-    keys, cluster = np.unique(group * span + codes, return_inverse=True)  # sorted: subjects by group
+    groups = int(group.max()) + 1 if len(group) else 1
+    keys, cluster = _compact(group * span + codes, groups * span)  # ascending: subjects by group
     if len(keys) == len(codes):
         return None  # every person once per group: independent-image inference is exact
     width = shape[0] * shape[1]

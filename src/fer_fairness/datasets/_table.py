@@ -17,6 +17,7 @@ from fer_fairness._digests import read_digests, store_for
 from fer_fairness.errors import DatasetError
 from fer_fairness.labels import EMOTIONS
 
+_FINGERPRINT_ROWS = 1 << 16  # rows hashed at a time (bounded memory at a million rows)
 REQUIRED_COLUMNS = ("sample_id", "path", "emotion", "subject_id")
 # Columns named source_* carry facts about the raw data (a raw code, mouth open/closed); they are
 # reported but never treated as demographic attributes.
@@ -116,19 +117,26 @@ class Dataset:
         digest = hashlib.sha256()
         order = pc.sort_indices(text("sample_id"))
         separator = pa.scalar("\x1f", pa.large_string())
+        # In slices of rows, so no column's whole text is ever held twice: "\x1f".join of a column is
+        # the slices' joins with "\x1f" between them.
+        slices = [order.slice(start, _FINGERPRINT_ROWS) for start in range(0, len(order), _FINGERPRINT_ROWS)]
         for column in [*REQUIRED_COLUMNS, *self.attributes]:
-            values = text(column).take(order)
-            joined = pc.binary_join(
-                pa.LargeListArray.from_arrays(pa.array([0, len(values)], pa.int64()), values), separator
-            )
+            values = text(column)
             digest.update(f"{column}\x1d{len(values)}\x1d".encode())
-            digest.update(joined[0].as_buffer())  # the one joined value's UTF-8 bytes
+            for i, part in enumerate(slices):
+                chosen = values.take(part)
+                joined = pc.binary_join(
+                    pa.LargeListArray.from_arrays(pa.array([0, len(chosen)], pa.int64()), chosen), separator
+                )
+                digest.update(b"\x1f" if i else b"")
+                digest.update(joined[0].as_buffer())  # the slice's joined UTF-8 bytes
             digest.update(b"\x1e")
         # Each image's 32 digest bytes, by code (a file that is not there: 32 zero bytes)
         images = self.image_digests.array
         known = np.array([bytes.fromhex(d or "0" * 64) for d in images.categories], dtype="S32").view(np.uint8)
-        per_row = known.reshape(-1, 32)[np.asarray(images.codes)[order.to_numpy()]]
-        digest.update(memoryview(np.ascontiguousarray(per_row)))
+        codes = np.asarray(images.codes)
+        for part in slices:
+            digest.update(memoryview(np.ascontiguousarray(known.reshape(-1, 32)[codes[part.to_numpy()]])))
         return digest.hexdigest()[:16]
 
 
