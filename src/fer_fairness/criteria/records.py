@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from fer_fairness.criteria.verdict import Verdict
@@ -62,7 +62,10 @@ class Record:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: NaN becomes null, infinities "inf" / "-inf"."""
-        out = asdict(self)
+        # Field by field, not dataclasses.asdict: its deep copy was a tenth of a 16k-test run, and the
+        # only containers (n, rates) hold numbers, so copying them is enough.
+        out = {name: getattr(self, name) for name in _FIELD_NAMES}
+        out["n"] = dict(self.n)
         out["verdict"] = str(self.verdict)
         out["rule"] = str(self.rule)
         for key, value in out.items():
@@ -100,6 +103,9 @@ class Record:
         if self.count_ratio is not None:
             props.append(("count_ratio", _fmt(self.count_ratio)))
         return props
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(Record))
 
 
 def _from_json(value: Any) -> Any:
