@@ -38,6 +38,7 @@ def test_statistics_table():
 def test_suite_table():
     out = run("bench_suite.py", "--images", "1000")  # 300 rows hit an OverflowError in katz_ratio (reported)
     assert "pytest (whole run)" in out and "HTML report rendered" in out
+    assert "pytest again, warm cache" in out  # and its outcomes equal the cold run's (the bench checks)
     assert "passed" in out or "failed" in out
 
 
