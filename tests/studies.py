@@ -37,3 +37,19 @@ def write_study(
     preds = root / "predictions.csv"
     pd.DataFrame(predictions).to_csv(preds, index=False)
     return manifest, preds
+
+
+def study_state(root: Path, manifest: Path, predictions: Path, *, thresholds=None, model: str = "m"):
+    """A run of the predictions file on the manifest (dataset 'toy'), caching and reporting under ``root``;
+    ``thresholds`` None: the built-in policy."""
+    from fer_fairness.config import load_thresholds
+    from fer_fairness.session import RunState
+
+    return RunState.from_options(
+        thresholds=load_thresholds(None) if thresholds is None else thresholds,
+        datasets=[f"manifest:{manifest}?name=toy"],
+        models=[f"predictions:{predictions}?name={model}"],
+        seed=0,
+        cache_dir=root / "cache",
+        report_dir=root / "reports",
+    )

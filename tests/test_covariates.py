@@ -118,9 +118,7 @@ def test_distributions_per_group_are_numpy_quantiles():
 
 def test_a_run_reports_covariates_per_group_and_tests_adjusted_gap(tmp_path):
     from fer_fairness import pipeline
-    from fer_fairness.config import load_thresholds
-    from fer_fairness.session import RunState
-    from tests.studies import write_study
+    from tests.studies import study_state, write_study
 
     cells = [  # right and wrong answers alternate, so grey level does not separate them
         ({"race": r}, e, o, 1)
@@ -130,15 +128,7 @@ def test_a_run_reports_covariates_per_group_and_tests_adjusted_gap(tmp_path):
         for o in (e, "anger" if e == "disgust" else "disgust")
     ]
     manifest, predictions = write_study(tmp_path, cells)  # sample i is a flat image of grey level i % 256
-    state = RunState.from_options(
-        thresholds=load_thresholds(None),
-        datasets=[f"manifest:{manifest}?name=toy"],
-        models=[f"predictions:{predictions}?name=m"],
-        seed=0,
-        cache_dir=tmp_path / "cache",
-        report_dir=tmp_path / "reports",
-    )
-    records, facts = pipeline.run(state)
+    records, facts = pipeline.run(study_state(tmp_path, manifest, predictions))
     black = np.arange(80) % 256 / 255.0  # the first 80 samples are Black
     luminance = facts["covariates"]["toy"]["race"]["Black"]["luminance"]
     assert luminance["n"] == 80 and luminance["mean"] == pytest.approx(black.mean())

@@ -11,13 +11,12 @@ import pytest
 
 import fer_fairness
 from fer_fairness import evaluation_cache, pipeline
-from fer_fairness.config import load_thresholds, parse_thresholds
+from fer_fairness.config import parse_thresholds
 from fer_fairness.criteria import catalogue
 from fer_fairness.criteria.evaluate import evaluate
 from fer_fairness.criteria.records import Record
-from fer_fairness.session import RunState
 from tests.criteria._build import policy, table
-from tests.studies import write_study
+from tests.studies import study_state, write_study
 
 LABELS = ("anger", "happiness")
 ONLY = ("accuracy_gap", "accuracy_floor", "association")  # a pair, a group and an attribute (seeded) criterion
@@ -191,18 +190,8 @@ def test_a_warm_pipeline_run_does_not_evaluate_again(tmp_path, monkeypatch):
     compute = Counting()
     monkeypatch.setattr(pipeline, "evaluate", compute)
 
-    def state():
-        return RunState.from_options(
-            thresholds=load_thresholds(None),
-            datasets=[f"manifest:{manifest}?name=toy"],
-            models=[f"predictions:{predictions}?name=vendor"],
-            seed=0,
-            cache_dir=tmp_path / "cache",
-            report_dir=tmp_path / "reports",
-        )
-
-    cold, _ = pipeline.run(state())
-    warm, _ = pipeline.run(state())
+    cold, _ = pipeline.run(study_state(tmp_path, manifest, predictions))
+    warm, _ = pipeline.run(study_state(tmp_path, manifest, predictions))
     assert compute.calls == 1 and len(cold) > 0
     for w, c in zip(warm, cold, strict=True):
         _same(w, c)

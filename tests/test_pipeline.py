@@ -10,7 +10,7 @@ from fer_fairness.config import load_thresholds, parse_thresholds
 from fer_fairness.datasets.manifest import load_manifest
 from fer_fairness.report.charts import all_charts
 from fer_fairness.session import RunState
-from tests.studies import write_study
+from tests.studies import study_state, write_study
 
 
 class CountingModel:
@@ -155,14 +155,8 @@ def test_the_tests_named_before_prediction_are_exactly_the_tests_evaluated(tmp_p
     ]
     manifest, predictions = write_study(tmp_path, cells)
     settings = {**policy.get("settings", {}), "max_not_evaluated": 0.5}  # one sample of 81 has no answer
-    state = RunState.from_options(
-        thresholds=parse_thresholds({**policy, "settings": settings}, source="test policy"),
-        datasets=[f"manifest:{manifest}?name=toy"],
-        models=[f"predictions:{predictions}?name=m"],
-        seed=0,
-        cache_dir=tmp_path / "cache",
-        report_dir=tmp_path / "reports",
-    )
+    thresholds = parse_thresholds({**policy, "settings": settings}, source="test policy")
+    state = study_state(tmp_path, manifest, predictions, thresholds=thresholds)
     planned = {(p.criterion, p.test_id) for p in pipeline.plan(state)}
     records, _facts = pipeline.run(state)
     assert planned == {(r.criterion, r.test_id) for r in records}
