@@ -1,6 +1,7 @@
-"""The shortcuts of the exact calibration give the same floats as the full computation.
+"""The box and window shortcuts of the exact calibration give the same floats as the full computation.
 
-Verdict records must stay bitwise identical, so every comparison here is exact (==), never approx.
+They only skip work whose result is discarded, so every comparison here is exact (==), never approx;
+the error sums' own rearrangement (cumulative sums) is tested to rounding in test_exact_sums.py.
 """
 
 import numpy as np
