@@ -9,13 +9,11 @@ import pytest
 from scipy import stats
 
 from fer_fairness.stats.exact import (
-    _NEGLIGIBLE,
-    _NUISANCE_SHARE,
-    _edge_weights,
     _errors,
     _in_box,
     _kept_pmf,
     _table_bounds,
+    _weights_at,
     _windows,
     katz_bounds,
     newcombe_bounds,
@@ -99,12 +97,8 @@ def test_error_probabilities_are_those_of_the_full_computation(seed):
     compared = 0
     for _ in range(60):
         compare, n1, n0, pooled, edges, confidence = calibration_input(rng)
-        budget = (1 - confidence) / 2
-        gamma = _NUISANCE_SHARE * budget
-        negligible = _NEGLIGIBLE * (budget - gamma) / (n1 + n0 + 2)
-        arguments = (compare, n1, n0, pooled, edges, gamma, negligible)
-        every_count = _edge_weights(*arguments, window=False)
-        fast = _edge_weights(*arguments)
+        every_count, _ = _weights_at(compare, n1, n0, pooled, edges, confidence, window=False)
+        fast, _ = _weights_at(compare, n1, n0, pooled, edges, confidence)
         for (*scalars, pmf1, pmf0, tail), (*fast_scalars, fast1, fast0, fast_tail) in zip(
             every_count, fast, strict=True
         ):

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from fer_fairness.stats.exact import (
-    _NEGLIGIBLE,
     _NUISANCE_SHARE,
     _cumulative,
     _edge_weights,
@@ -16,6 +15,7 @@ from fer_fairness.stats.exact import (
     _excluded_mass,
     _excluded_mass_reference,
     _in_box,
+    _weights_at,
 )
 
 from .test_exact_speed import calibration_input
@@ -119,10 +119,7 @@ def test_error_probabilities_agree_with_the_term_by_term_sums(seed):
     compared = 0
     for _ in range(60):
         compare, n1, n0, pooled, edges, confidence = calibration_input(rng)
-        budget = (1 - confidence) / 2
-        gamma = _NUISANCE_SHARE * budget
-        negligible = _NEGLIGIBLE * (budget - gamma) / (n1 + n0 + 2)
-        weights = _edge_weights(compare, n1, n0, pooled, edges, gamma, negligible)
+        weights, _ = _weights_at(compare, n1, n0, pooled, edges, confidence)
         if not weights:
             continue
         bounds, boxed = _in_box(compare, n1, n0, weights)

@@ -118,9 +118,7 @@ def _calibrated_z(
 ) -> float | None:
     """Normal quantile of the calibrated level, or None when the nominal level already suffices."""
     budget = (1.0 - confidence) / 2
-    gamma = _NUISANCE_SHARE * budget
-    target = budget - gamma
-    weights = _edge_weights(compare, n1, n0, pooled, edges, gamma, negligible=_NEGLIGIBLE * target / (n1 + n0 + 2))
+    weights, target = _weights_at(compare, n1, n0, pooled, edges, confidence)
     if not weights:
         return None  # no edge is at risk: every level meets the target, the nominal one included
     bounds, weights = _in_box(compare, n1, n0, weights)
@@ -144,6 +142,18 @@ def _calibrated_z(
         middle = (low + high) / 2
         low, high = (low, middle) if meets(middle) else (middle, high)
     return high
+
+
+def _weights_at(
+    compare: Compare, n1: int, n0: int, pooled: int, edges: tuple[float, ...], confidence: float, *, window: bool = True
+) -> tuple[list[_EdgeWeights], float]:
+    """The edge weights the level search at ``confidence`` enumerates, and its grid target (the
+    side's budget less gamma, Berger & Boos 1994: see calibrated_confidence)."""
+    budget = (1.0 - confidence) / 2
+    gamma = _NUISANCE_SHARE * budget
+    target = budget - gamma
+    negligible = _NEGLIGIBLE * target / (n1 + n0 + 2)
+    return _edge_weights(compare, n1, n0, pooled, edges, gamma, negligible, window=window), target
 
 
 def _exceeds(bounds: tuple[np.ndarray, np.ndarray], weights: list[_EdgeWeights], target: float) -> bool:
