@@ -51,6 +51,15 @@ def calibration_input(rng):
     return compare, n1, n0, pooled, edges, confidence
 
 
+def calibration_weights(seed: int, count: int = 60, *, window: bool = True):
+    """``count`` random calibration inputs with the edge weights the level search would enumerate."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        compare, n1, n0, pooled, edges, confidence = calibration_input(rng)
+        weights, _ = _weights_at(compare, n1, n0, pooled, edges, confidence, window=window)
+        yield (compare, n1, n0, pooled, edges, confidence), weights
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_pmf_window_keeps_the_support_and_pmfs_of_every_count(seed):
     rng = np.random.default_rng(seed)
@@ -93,12 +102,9 @@ def test_bounds_on_a_box_are_those_of_the_full_table(compare):
 
 @pytest.mark.parametrize("seed", range(3))
 def test_error_probabilities_are_those_of_the_full_computation(seed):
-    rng = np.random.default_rng(100 + seed)
     compared = 0
-    for _ in range(60):
-        compare, n1, n0, pooled, edges, confidence = calibration_input(rng)
+    for (compare, n1, n0, pooled, edges, confidence), fast in calibration_weights(100 + seed):
         every_count, _ = _weights_at(compare, n1, n0, pooled, edges, confidence, window=False)
-        fast, _ = _weights_at(compare, n1, n0, pooled, edges, confidence)
         for (*scalars, pmf1, pmf0, tail), (*fast_scalars, fast1, fast0, fast_tail) in zip(
             every_count, fast, strict=True
         ):
