@@ -48,7 +48,8 @@ class ClusterCounts:
     entry_cell: np.ndarray  # int64, shape (M,)
     entry_count: np.ndarray  # int64, shape (M,)
     shape: tuple[int, int]  # (T, O)
-    _bounds: dict = field(default_factory=dict, compare=False, repr=False)
+    # Per group: its index ranges, cell Gram matrix and persons per set of cells, computed once.
+    _memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_dense(cls, *, group: np.ndarray, counts: np.ndarray) -> ClusterCounts:
@@ -80,9 +81,7 @@ class ClusterCounts:
         entries; the caller checks the subjects add up to the group (``select`` on the group's counts).
         """
         first, last, lo, hi = self._range(g)
-        width = self.shape[0] * self.shape[1]
-        basis = np.eye(width, dtype=np.int64).reshape(width, *self.shape)
-        weights = [np.broadcast_to(np.asarray(w), (width,)) for w in select(basis, tensor, detail)]
+        weights = self._cell_weights(select, tensor, detail)
         local = self.entry_subject[lo:hi] - first
         cell, count = self.entry_cell[lo:hi], self.entry_count[lo:hi]
         return tuple(np.bincount(local, weights=count * w[cell], minlength=last - first) for w in weights)
@@ -96,9 +95,7 @@ class ClusterCounts:
         images (weights that are not whole, negative, or events outside the images counted): the
         caller then reads ``per_subject``.
         """
-        width = self.shape[0] * self.shape[1]
-        basis = np.eye(width, dtype=np.int64).reshape(width, *self.shape)
-        w_x, w_n = (np.broadcast_to(np.asarray(w), (width,)) for w in select(basis, tensor, detail))
+        w_x, w_n = self._cell_weights(select, tensor, detail)
         if not all(np.issubdtype(w.dtype, np.integer) or np.array_equal(w, np.round(w)) for w in (w_x, w_n)):
             return None
         w_x, w_n = w_x.astype(np.int64), w_n.astype(np.int64)
@@ -114,10 +111,18 @@ class ClusterCounts:
             nn=int(w_n @ gram @ w_n),
         )
 
+    def _cell_weights(self, select, tensor: CountTensor, detail) -> tuple[np.ndarray, np.ndarray]:
+        """The weight of each (true, outcome) cell in the selector's (events, images): the selector
+        applied once to the one-hot basis of the cells (a sum over cells is linear in them)."""
+        width = self.shape[0] * self.shape[1]
+        basis = np.eye(width, dtype=np.int64).reshape(width, *self.shape)
+        w_x, w_n = (np.broadcast_to(np.asarray(w), (width,)) for w in select(basis, tensor, detail))
+        return w_x, w_n
+
     def _gram(self, g: int) -> np.ndarray:
         """Group g's cells x cells matrix of sum over persons of count(cell i) * count(cell j)."""
         key = ("gram", g)
-        if key not in self._bounds:
+        if key not in self._memo:
             from scipy import sparse
 
             first, last, lo, hi = self._range(g)
@@ -127,25 +132,25 @@ class ClusterCounts:
                 shape=(last - first, width),
                 dtype=np.int64,
             )
-            self._bounds[key] = (per_person.T @ per_person).toarray()
-        return self._bounds[key]
+            self._memo[key] = (per_person.T @ per_person).toarray()
+        return self._memo[key]
 
     def _persons(self, g: int, cells: np.ndarray) -> int:
         """How many of group g's persons have an image in any of ``cells`` (a boolean per cell)."""
         key = ("persons", g, cells.tobytes())
-        if key not in self._bounds:
+        if key not in self._memo:
             first, last, lo, hi = self._range(g)
             chosen = cells[self.entry_cell[lo:hi]] & (self.entry_count[lo:hi] > 0)
             subjects = self.entry_subject[lo:hi][chosen]  # non-decreasing: a new person where it steps up
-            self._bounds[key] = int(len(subjects) > 0) + int(np.count_nonzero(subjects[1:] != subjects[:-1]))
-        return self._bounds[key]
+            self._memo[key] = int(len(subjects) > 0) + int(np.count_nonzero(subjects[1:] != subjects[:-1]))
+        return self._memo[key]
 
     def _range(self, g: int) -> tuple[int, int, int, int]:
-        if g not in self._bounds:
+        if g not in self._memo:
             first, last = np.searchsorted(self.group, [g, g + 1])
             lo, hi = np.searchsorted(self.entry_subject, [first, last])
-            self._bounds[g] = (int(first), int(last), int(lo), int(hi))
-        return self._bounds[g]
+            self._memo[g] = (int(first), int(last), int(lo), int(hi))
+        return self._memo[g]
 
 
 @dataclass(frozen=True, kw_only=True)

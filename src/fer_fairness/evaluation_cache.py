@@ -211,7 +211,7 @@ class _Key:
         elif dataclasses.is_dataclass(value) and not isinstance(value, type):
             self._put(b"C", _qualname(value).encode())
             for f in dataclasses.fields(value):
-                if f.compare:  # compare=False marks memo caches (CountTensor.memo, ClusterCounts._bounds)
+                if f.compare:  # compare=False marks memo caches (CountTensor.memo, ClusterCounts._memo)
                     self._put(b"f", f.name.encode())
                     self.add(getattr(value, f.name))
         else:

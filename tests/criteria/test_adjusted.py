@@ -212,3 +212,26 @@ def test_faces_of_one_person_count_as_one_persons_evidence():
     assert_coherent(record, target_power=0.8)
     assert record.inference.startswith("clustered by subject (design effect ")
     assert float(record.inference.split("design effect ")[1].split(";")[0]) > 1.5
+
+
+def test_rows_leave_out_faces_without_an_answer_and_keep_each_faces_own_covariates():
+    # Oracle: the joined table filtered in pandas, covariates looked up by sample id. Faces with no
+    # answer (NOT_EVALUATED), a person with two photos and a person without a subject id are mixed in.
+    from fer_fairness.labels import NOT_EVALUATED
+
+    joined, values = _faces(n=30, seed=9, dark=0.45, logit=lambda black, lum, e: lum - black)
+    joined.loc[[3, 17, 40], "outcome"] = NOT_EVALUATED
+    joined.loc[5, "subject_id"] = joined.loc[4, "subject_id"]
+    joined.loc[8, "subject_id"] = None
+    rows = _rows_of_faces(joined, values)
+    kept = joined[joined["outcome"] != NOT_EVALUATED]
+    assert len(rows) == len(joined) - 3
+    assert rows["group"].astype(str).tolist() == kept["race"].tolist()
+    assert rows["emotion"].astype(str).tolist() == kept["emotion"].tolist()
+    assert rows["correct"].tolist() == (kept["outcome"] == kept["emotion"]).tolist()
+    for column in ("luminance", "contrast", "sharpness"):
+        assert rows[column].tolist() == values.loc[kept["sample_id"], column].tolist()
+    people = rows["subject_id"].to_numpy()
+    position = {sample: i for i, sample in enumerate(kept["sample_id"])}
+    assert people[position["s4"]] == people[position["s5"]]  # one person, two photos
+    assert len(set(people)) == len(rows) - 1  # everyone else, the blank subject too, a person of their own

@@ -234,37 +234,41 @@ def own_faces(faces, tmp_path, monkeypatch):
     return replace(faces, root=tmp_path / "faces")
 
 
+def cold_and_warm(spec: str, faces, cache: Path, monkeypatch) -> list[tuple[pd.DataFrame, dict[str, int], list[str]]]:
+    """``spec``'s predictions on ``faces`` by a freshly built adapter, cold then warm (as two processes
+    would make them), each with its model calls and the images it opened."""
+    opened = count_image_opens(monkeypatch, faces.root)
+    runs = []
+    for _ in range(2):
+        opened.clear()
+        model = build(spec)
+        calls = count_model_calls(monkeypatch, model.embedder)
+        table = model.predict(faces, context=context(cache))
+        runs.append((table, calls, list(opened)))
+    return runs
+
+
 def test_a_warm_run_reads_no_image_and_calls_no_model(weights, own_faces, tmp_path, monkeypatch):
-    zero_shot = build(f"clip-zeroshot:{ARCH}@{weights['file']}")
-    calls = count_model_calls(monkeypatch, zero_shot.embedder)
-    opened = count_image_opens(monkeypatch, own_faces.root)
-    cold = zero_shot.predict(own_faces, context=context(tmp_path / "cache"))
+    spec = f"clip-zeroshot:{ARCH}@{weights['file']}"
+    (cold, calls, opened), (warm, calls_again, opened_again) = cold_and_warm(
+        spec, own_faces, tmp_path / "cache", monkeypatch
+    )
     images = [str(own_faces.root / p) for p in own_faces.samples["path"]]
     assert sorted(opened) == sorted(images)  # each image read once: hashed and decoded from the same bytes
     assert calls == {"encode_image": -(-len(images) // 32), "encode_text": 1}  # all prompts in one batch
-
-    opened.clear()
-    calls.update(encode_image=0, encode_text=0)
-    again = build(f"clip-zeroshot:{ARCH}@{weights['file']}")  # a new process would build a new adapter
-    calls_again = count_model_calls(monkeypatch, again.embedder)
-    warm = again.predict(own_faces, context=context(tmp_path / "cache"))
     pd.testing.assert_frame_equal(warm, cold, check_exact=True)
-    assert opened == [] and calls_again == {"encode_image": 0, "encode_text": 0}
+    assert opened_again == [] and calls_again == {"encode_image": 0, "encode_text": 0}
 
 
 def test_clip_probe_reads_each_image_once_cold_and_none_warm(weights, own_faces, tmp_path, monkeypatch):
-    probe = build(f"clip-probe:{ARCH}@{weights['file']}")
-    calls = count_model_calls(monkeypatch, probe.embedder)
-    opened = count_image_opens(monkeypatch, own_faces.root)
-    cold = probe.predict(own_faces, context=context(tmp_path / "cache"))
+    spec = f"clip-probe:{ARCH}@{weights['file']}"
+    (cold, calls, opened), (warm, calls_again, opened_again) = cold_and_warm(
+        spec, own_faces, tmp_path / "cache", monkeypatch
+    )
     images = [str(own_faces.root / p) for p in own_faces.samples["path"]]
     assert sorted(opened) == sorted(images) and calls["encode_image"] == -(-len(images) // 32)
-
-    opened.clear()
-    again = build(f"clip-probe:{ARCH}@{weights['file']}")
-    calls_again = count_model_calls(monkeypatch, again.embedder)
-    pd.testing.assert_frame_equal(again.predict(own_faces, context=context(tmp_path / "cache")), cold)
-    assert opened == [] and calls_again["encode_image"] == 0
+    pd.testing.assert_frame_equal(warm, cold)
+    assert opened_again == [] and calls_again["encode_image"] == 0
 
 
 def test_touched_images_are_hashed_again_and_changed_ones_embedded_again(weights, own_faces, tmp_path, monkeypatch):

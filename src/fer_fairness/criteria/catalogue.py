@@ -172,10 +172,10 @@ def share(t: CountTensor, group: str, select: Selector, detail: str | None):
     g = t.groups.index(group)
     x, n = select(t.counts[g], t, detail)
     clusters = t.clusters
-    sums = None if clusters is None else clusters.sums(g, select, t, detail)
     if clusters is None:
         found = measures.Share.of(x, n)
-    elif sums is not None:  # a count of images: its persons' sums from the group's cell Gram matrix
+    elif (sums := clusters.sums(g, select, t, detail)) is not None:
+        # a count of images: its persons' sums from the group's cell Gram matrix
         if (int(round(float(x))), int(round(float(n)))) != (sums.x, sums.n):
             raise _not_a_count(select)
         found = measures.Share.of_sums(sums)
